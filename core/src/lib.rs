@@ -1,0 +1,9 @@
+//! Plain-Rust logic shared by the `ama_pg` extension and the `ama-shim` front door.
+//!
+//! Nothing here knows about PostgreSQL or HTTP: the extension and the shim are thin adapters
+//! around these functions, which are unit-tested with plain `cargo test`.
+
+pub mod caps;
+pub mod errors;
+pub mod gcra;
+pub mod token;
