@@ -1,0 +1,302 @@
+//! The database side: one pooled, prepared `ama.request(...)` call per API request.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+
+use crate::metrics::PoolGauges;
+
+/// The single statement of every API request.
+pub const REQUEST_SQL: &str =
+    "SELECT ama.request($1::text, $2::text, $3::text, $4::jsonb, $5::inet, $6::jsonb)";
+
+/// The rate-limit part of the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    pub policy: String,
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset: u64,
+    pub retry_after: u64,
+    pub window: u64,
+}
+
+/// What `ama.request` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub status: u16,
+    pub body: Value,
+    pub rate: Option<Rate>,
+    pub principal: Option<String>,
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v.get(k)
+        .and_then(|x| {
+            x.as_u64()
+                .or_else(|| x.as_f64().map(|f| f.max(0.0).ceil() as u64))
+        })
+        .unwrap_or(0)
+}
+
+impl Envelope {
+    /// Parses the envelope; `None` when it is not one.
+    pub fn parse(v: Value) -> Option<Envelope> {
+        let Value::Object(mut o) = v else { return None };
+        let status = o
+            .get("status")
+            .and_then(Value::as_u64)
+            .filter(|s| (100..=599).contains(s))? as u16;
+        let body = o.remove("body").unwrap_or(Value::Null);
+        let rate = o.get("rate").filter(|r| r.is_object()).map(|r| Rate {
+            policy: r
+                .get("policy")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string(),
+            limit: u(r, "limit"),
+            remaining: u(r, "remaining"),
+            reset: u(r, "reset"),
+            retry_after: u(r, "retry_after"),
+            window: u(r, "window"),
+        });
+        let principal = o
+            .get("principal")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Some(Envelope {
+            status,
+            body,
+            rate,
+            principal,
+        })
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    /// Pool timeout, connection refused or broken, client-side timeout.
+    Unavailable(String),
+    /// An error raised by the database, with its SQLSTATE.
+    Sql { code: String, message: String },
+    /// The function answered something that is not an envelope.
+    Protocol(String),
+}
+
+pub struct Db {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+    call_timeout: Duration,
+}
+
+/// Builds the connection configuration from the authenticator's connection string.
+pub fn pg_config(
+    url: &str,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+) -> Result<tokio_postgres::Config, String> {
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|_| "invalid database_url (cannot parse the connection string)".to_string())?;
+    cfg.connect_timeout(connect_timeout);
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("ama-shim");
+    }
+    if !statement_timeout.is_zero() {
+        let existing = cfg.get_options().unwrap_or("").to_string();
+        cfg.options(
+            format!(
+                "{existing} -c statement_timeout={}",
+                statement_timeout.as_millis()
+            )
+            .trim(),
+        );
+    }
+    Ok(cfg)
+}
+
+impl Db {
+    pub fn new(
+        url: &str,
+        pool_size: usize,
+        pool_timeout: Duration,
+        connect_timeout: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Db, String> {
+        let cfg = pg_config(url, connect_timeout, statement_timeout)?;
+        let mgr = Manager::from_config(
+            cfg.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size)
+            .wait_timeout(Some(pool_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("cannot build the database pool: {e}"))?;
+        let call_timeout = if statement_timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            statement_timeout + Duration::from_secs(1)
+        };
+        Ok(Db {
+            pool,
+            pg_config: cfg,
+            call_timeout,
+        })
+    }
+
+    pub fn pg_config(&self) -> &tokio_postgres::Config {
+        &self.pg_config
+    }
+
+    pub fn gauges(&self) -> PoolGauges {
+        let s = self.pool.status();
+        PoolGauges {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    async fn client(&self) -> Result<Object, DbError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(_) => {
+                DbError::Unavailable("timed out waiting for a database connection".into())
+            }
+            PoolError::Backend(e) => {
+                DbError::Unavailable(format!("cannot connect to the database: {e}"))
+            }
+            other => DbError::Unavailable(format!("database pool: {other}")),
+        })
+    }
+
+    /// Calls `ama.request`. Returns the envelope and the time spent on the call.
+    pub async fn request(
+        &self,
+        route: &str,
+        kind: &str,
+        credential: Option<&str>,
+        claims: Option<&Value>,
+        ip: IpAddr,
+        args: &Value,
+    ) -> Result<(Envelope, Duration), DbError> {
+        let start = Instant::now();
+        let client = self.client().await?;
+        let call = async {
+            let stmt = client.prepare_cached(REQUEST_SQL).await?;
+            client
+                .query_opt(&stmt, &[&route, &kind, &credential, &claims, &ip, args])
+                .await
+        };
+        let result = tokio::time::timeout(self.call_timeout, call).await;
+        let elapsed = start.elapsed();
+        match result {
+            Err(_) => {
+                // the connection is mid-statement: never give it back to the pool
+                drop(Object::take(client));
+                Err(DbError::Unavailable("database call timed out".into()))
+            }
+            Ok(Err(e)) => {
+                if let Some(db) = e.as_db_error() {
+                    return Err(DbError::Sql {
+                        code: db.code().code().to_string(),
+                        message: db.message().to_string(),
+                    });
+                }
+                drop(Object::take(client));
+                Err(DbError::Unavailable(format!(
+                    "database connection error: {e}"
+                )))
+            }
+            Ok(Ok(None)) => Err(DbError::Protocol("ama.request returned no row".into())),
+            Ok(Ok(Some(row))) => {
+                let v: Option<Value> = row
+                    .try_get(0)
+                    .map_err(|e| DbError::Protocol(format!("bad column: {e}")))?;
+                let env = v.and_then(Envelope::parse).ok_or_else(|| {
+                    DbError::Protocol("ama.request returned no valid envelope".into())
+                })?;
+                Ok((env, elapsed))
+            }
+        }
+    }
+
+    /// Readiness: a pooled connection answers `SELECT 1` quickly.
+    pub async fn ready(&self, within: Duration) -> bool {
+        let check = async {
+            let client = self.client().await.ok()?;
+            client.simple_query("SELECT 1").await.ok()
+        };
+        matches!(tokio::time::timeout(within, check).await, Ok(Some(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn envelope_parsing() {
+        let e = Envelope::parse(json!({
+            "status": 429,
+            "body": {"code": "RATE_LIMITED", "message": "slow down"},
+            "rate": {"policy": "thread_write", "limit": 60, "remaining": 0, "reset": 7, "retry_after": 1.2, "window": 60},
+            "principal": "agent:0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"
+        }))
+        .expect("envelope");
+        assert_eq!(e.status, 429);
+        assert_eq!(e.body["code"], "RATE_LIMITED");
+        let r = e.rate.expect("rate");
+        assert_eq!(
+            (
+                r.policy.as_str(),
+                r.limit,
+                r.remaining,
+                r.reset,
+                r.retry_after,
+                r.window
+            ),
+            ("thread_write", 60, 0, 7, 2, 60)
+        );
+        let e =
+            Envelope::parse(json!({"status": 200, "body": [1], "rate": null})).expect("envelope");
+        assert_eq!((e.status, e.rate, e.principal), (200, None, None));
+        assert!(Envelope::parse(json!({"status": 42})).is_none());
+        assert!(Envelope::parse(json!({"body": 1})).is_none());
+        assert!(Envelope::parse(json!("x")).is_none());
+    }
+
+    #[test]
+    fn connection_config() {
+        let c = pg_config(
+            "postgres://auth:pw@127.0.0.1:5432/ama",
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        )
+        .expect("cfg");
+        assert_eq!(c.get_options(), Some("-c statement_timeout=5000"));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        let c = pg_config(
+            "host=/tmp user=auth",
+            Duration::from_secs(2),
+            Duration::ZERO,
+        )
+        .expect("cfg");
+        assert_eq!(c.get_options(), None);
+        assert!(pg_config("postgres://[", Duration::from_secs(1), Duration::ZERO).is_err());
+    }
+}

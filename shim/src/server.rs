@@ -1,0 +1,261 @@
+//! The accept loop: connection limit, plain-HTTP detection, TLS, HTTP/1.1 + HTTP/2, signals,
+//! graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::jwt::{ClaimRules, JwksSource, Verifier};
+use crate::metrics::Metrics;
+use crate::net::{is_tls_handshake, PLAIN_HTTP_RESPONSE};
+use crate::tls::TlsState;
+use crate::App;
+
+/// Builds the shared state from the configuration (no network I/O).
+pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App>, String> {
+    let db = Db::new(
+        &cfg.database_url.0,
+        cfg.pool_size,
+        cfg.pool_timeout,
+        cfg.db_connect_timeout,
+        cfg.db_statement_timeout,
+    )?;
+    let verifier = Verifier::new(
+        ClaimRules {
+            audience: cfg.jwt_audience.clone(),
+            issuer: cfg.jwt_issuer.clone(),
+            max_lifetime_secs: cfg.jwt_max_lifetime_secs,
+        },
+        cfg.jwt_secret.as_ref().map(|s| s.0.as_bytes()),
+        JwksSource {
+            file: cfg.jwks_file.clone(),
+            url: cfg.jwks_url.clone(),
+        },
+        cfg.jwks_cooldown,
+        cfg.jwt_cache_size,
+    )?;
+    let (notices, _) = broadcast::channel(1024);
+    Ok(Arc::new(App {
+        cfg,
+        db,
+        verifier,
+        metrics: Metrics::default(),
+        notices,
+        shutdown,
+    }))
+}
+
+fn http_builder(cfg: &Config) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(cfg.max_header_bytes)
+        .max_headers(cfg.max_headers)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(128)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
+/// Answers a plain-HTTP client with a short 400 and closes without a reset.
+async fn refuse_plain_http(mut tcp: TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), tcp.write_all(PLAIN_HTTP_RESPONSE)).await;
+    let _ = tcp.shutdown().await;
+    // drain what the client still sends so closing does not reset the connection
+    let drain = async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
+struct ConnGuard(Arc<App>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve_conn(
+    app: Arc<App>,
+    tls: Arc<rustls::ServerConfig>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) {
+    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let _guard = ConnGuard(app.clone());
+    let _ = tcp.set_nodelay(true);
+    let deadline = app.cfg.header_read_timeout;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        _ => return,
+    }
+    if !is_tls_handshake(&first) {
+        tracing::debug!(%peer, "plain HTTP on the TLS port refused");
+        refuse_plain_http(tcp).await;
+        return;
+    }
+    let stream = match tokio::time::timeout(
+        deadline,
+        tokio_rustls::TlsAcceptor::from(tls).accept(tcp),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let svc = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(crate::http::handle(app, req, peer).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> Result<(), String> {
+    let tls = Arc::new(TlsState::new(cfg.tls_cert.clone(), cfg.tls_key.clone())?);
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = build_app(cfg, shutdown_rx.clone())?;
+    if !app.verifier.is_configured() {
+        tracing::warn!("no JWT secret or JWKS configured: every user JWT will be refused");
+    }
+    if app.verifier.source().is_configured() {
+        match app.verifier.refresh().await {
+            Ok(n) => tracing::info!(keys = n, "JWKS loaded"),
+            Err(e)
+                if app.verifier.source().url.is_some() && app.verifier.source().file.is_none() =>
+            {
+                tracing::warn!(error = %e, "JWKS not loaded yet; will retry")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| format!("signal handler: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("signal handler: {e}"))?;
+
+    tokio::spawn(crate::sse::run_listener(
+        app.db.pg_config().clone(),
+        app.notices.clone(),
+        shutdown_rx.clone(),
+    ));
+    if app.verifier.source().is_configured() {
+        let app = app.clone();
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let every = app.cfg.jwks_refresh;
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = t.tick() => {
+                        if let Err(e) = app.verifier.refresh().await {
+                            tracing::warn!(error = %e, "scheduled JWKS refresh failed");
+                        }
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+
+    let builder = http_builder(&app.cfg);
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(app.cfg.max_connections));
+    tracing::info!("listening on https://{local}");
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => { reload(&app, &tls).await; continue; }
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => { reload(&app, &tls).await; continue; }
+        };
+        tokio::spawn(serve_conn(
+            app.clone(),
+            tls.current(),
+            tcp,
+            peer,
+            builder.clone(),
+            graceful.watcher(),
+            permit,
+        ));
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(app.cfg.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown timeout reached; closing remaining connections"),
+    }
+    Ok(())
+}
+
+async fn reload(app: &App, tls: &TlsState) {
+    match tls.reload() {
+        Ok(()) => tracing::info!("TLS certificate reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "TLS reload failed; keeping the previous certificate")
+        }
+    }
+    if app.verifier.source().is_configured() {
+        match app.verifier.refresh().await {
+            Ok(n) => tracing::info!(keys = n, "JWKS reloaded"),
+            Err(e) => tracing::warn!(error = %e, "JWKS reload failed"),
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Server-Sent Events over `events.poll`: a backlog, then live events woken by one shared
+//! `LISTEN ama_events` connection per shim, fanned out through a broadcast channel.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response};
+use http_body::Frame;
+use http_body_util::BodyExt;
+use serde_json::{json, Map, Value};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::db::{DbError, Envelope};
+use crate::http::{Body, Credential};
+use crate::routes::EVENTS_POLL;
+use crate::App;
+
+/// The channel the database notifies on; payload `<thread_id>:<thread_seq>`.
+pub const CHANNEL: &str = "ama_events";
+/// Events fetched per poll.
+pub const PAGE: &str = "200";
+
+/// A wake-up for the streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A new event in this thread.
+    Thread(Arc<str>, i64),
+    /// Something may have been missed (listener reconnected): everyone re-polls.
+    All,
+}
+
+/// Parses a notification payload.
+pub fn parse_payload(p: &str) -> Option<Notice> {
+    let (thread, seq) = p.rsplit_once(':')?;
+    let seq = seq.trim().parse::<i64>().ok()?;
+    let thread = thread.trim();
+    if thread.is_empty() {
+        return None;
+    }
+    Some(Notice::Thread(Arc::from(thread.to_ascii_lowercase()), seq))
+}
+
+/// One SSE frame for an event.
+pub fn frame(event: &Value, seq: i64) -> String {
+    let kind = event
+        .get("event_type")
+        .and_then(Value::as_str)
+        .filter(|t| {
+            !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .unwrap_or("message_committed");
+    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+    format!("id: {seq}\nevent: {kind}\ndata: {data}\n\n")
+}
+
+pub const HEARTBEAT: &str = ": ping\n\n";
+
+/// The `events` and `has_more` of a poll result.
+pub fn page(body: &Value) -> (Vec<(i64, &Value)>, bool) {
+    let events = body
+        .get("events")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("thread_seq").and_then(Value::as_i64).map(|s| (s, e)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        events,
+        body.get("has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    )
+}
+
+/// Where the backlog starts: `Last-Event-ID` (a reconnecting client) wins over `after_seq`
+/// (alias `last_thread_seq`). A non-numeric query value is passed on for the database to reject.
+pub fn start_after(query: &Map<String, Value>, last_event_id: Option<&str>) -> Option<String> {
+    if let Some(id) = last_event_id
+        .map(str::trim)
+        .filter(|s| s.parse::<u64>().is_ok())
+    {
+        return Some(id.to_string());
+    }
+    query
+        .get("after_seq")
+        .or_else(|| query.get("last_thread_seq"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Runs the shared listener until shutdown, reconnecting after database restarts.
+pub async fn run_listener(
+    mut cfg: tokio_postgres::Config,
+    tx: broadcast::Sender<Notice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    cfg.keepalives_idle(Duration::from_secs(30));
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match listen_once(&cfg, &tx, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener disconnected; reconnecting");
+                // wake every stream: notifications may have been lost
+                let _ = tx.send(Notice::All);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen_once(
+    cfg: &tokio_postgres::Config,
+    tx: &broadcast::Sender<Notice>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (client, mut conn) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, String>>();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if ntx.send(Ok(n.payload().to_string())).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = ntx.send(Err(e.to_string()));
+                    return;
+                }
+                None => {
+                    let _ = ntx.send(Err("connection closed".into()));
+                    return;
+                }
+            }
+        }
+    });
+    let result = async {
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| format!("LISTEN: {e}"))?;
+        tracing::info!("event listener connected");
+        let _ = tx.send(Notice::All);
+        let mut check = tokio::time::interval(Duration::from_secs(30));
+        check.tick().await;
+        loop {
+            tokio::select! {
+                m = nrx.recv() => match m {
+                    Some(Ok(payload)) => {
+                        if let Some(n) = parse_payload(&payload) {
+                            let _ = tx.send(n);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err("listener connection ended".into()),
+                },
+                _ = check.tick() => {
+                    match tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await {
+                        Ok(Ok(_)) => {}
+                        _ => return Err("listener connection check failed".into()),
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    drop(client);
+    driver.abort();
+    result
+}
+
+/// A response body fed by a channel.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// What a stream request asks for.
+pub struct StreamRequest {
+    pub thread_id: String,
+    pub query: Map<String, Value>,
+    pub last_event_id: Option<String>,
+    pub ip: IpAddr,
+    pub request_id: String,
+}
+
+struct Poller {
+    app: Arc<App>,
+    cred: Credential,
+    thread_id: String,
+    ip: IpAddr,
+}
+
+impl Poller {
+    async fn poll(&self, after: Option<String>) -> Result<Envelope, DbError> {
+        let mut query = Map::new();
+        if let Some(a) = after {
+            query.insert("after_seq".into(), Value::String(a));
+        }
+        query.insert("limit".into(), Value::String(PAGE.into()));
+        let args = json!({"path": {"thread_id": self.thread_id}, "query": query, "body": null});
+        let r = self
+            .app
+            .db
+            .request(
+                EVENTS_POLL,
+                self.cred.kind(),
+                self.cred.raw(),
+                self.cred.claims(),
+                self.ip,
+                &args,
+            )
+            .await;
+        if let Ok((env, d)) = &r {
+            self.app.metrics.db_latency(*d);
+            if env.status == 429 {
+                if let Some(rate) = &env.rate {
+                    self.app.metrics.rate_limited(&rate.policy);
+                }
+            }
+        }
+        r.map(|(e, _)| e)
+    }
+
+    fn jwt_expired(&self) -> bool {
+        match &self.cred {
+            Credential::Jwt(v) => {
+                crate::jwt::now_secs() > v.exp.saturating_add(crate::jwt::LEEWAY_SECS)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Sends the events of a page after `last`, returns false when the client is gone.
+async fn emit(tx: &mpsc::Sender<Bytes>, body: &Value, last: &mut Option<i64>) -> (bool, bool) {
+    let (events, more) = page(body);
+    for (seq, ev) in events {
+        if last.is_some_and(|l| seq <= l) {
+            continue;
+        }
+        if tx.send(Bytes::from(frame(ev, seq))).await.is_err() {
+            return (false, more);
+        }
+        *last = Some(seq);
+    }
+    (true, more)
+}
+
+/// Polls until `has_more` is false. Returns false when the stream must end.
+async fn catch_up(
+    p: &Poller,
+    tx: &mpsc::Sender<Bytes>,
+    last: &mut Option<i64>,
+    after: Option<String>,
+) -> bool {
+    let mut after = after;
+    loop {
+        if p.jwt_expired() {
+            return false;
+        }
+        let env = match p
+            .poll(after.take().or_else(|| last.map(|l| l.to_string())))
+            .await
+        {
+            Ok(env) if env.status == 200 => env,
+            Ok(env) => {
+                tracing::info!(status = env.status, "event stream ends: access lost");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "event stream ends: database error");
+                return false;
+            }
+        };
+        let before = *last;
+        let (alive, more) = emit(tx, &env.body, last).await;
+        if !alive {
+            return false;
+        }
+        if !more || *last == before {
+            return true;
+        }
+    }
+}
+
+/// Answers `GET .../events/stream`: a normal JSON error when the first poll fails, else the stream.
+pub async fn stream(
+    app: Arc<App>,
+    cred: Credential,
+    req: StreamRequest,
+    auth: Duration,
+    start: Instant,
+) -> (Response<Body>, Option<String>) {
+    // subscribe before the backlog query so nothing falls between the two
+    let mut notices = app.notices.subscribe();
+    let after = start_after(&req.query, req.last_event_id.as_deref());
+    let poller = Poller {
+        app: app.clone(),
+        cred,
+        thread_id: req.thread_id.clone(),
+        ip: req.ip,
+    };
+    let db_start = Instant::now();
+    let first = poller.poll(after.clone()).await;
+    let db = db_start.elapsed();
+    let rid = req.request_id;
+    let env = match first {
+        Err(e) => return (crate::http::db_error_response(&app, &e, &rid), None),
+        Ok(env) => env,
+    };
+    crate::http::record_auth(&app, &poller.cred, env.status);
+    let principal = env.principal.clone();
+    if env.status != 200 {
+        return (crate::http::envelope_response(&app, &env, &rid), principal);
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let mut resp = Response::new(ChannelBody { rx }.boxed());
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    crate::http::set_header(
+        &mut resp,
+        crate::http::SERVER_TIMING_HEADER,
+        &crate::http::server_timing(auth, db, start.elapsed()),
+    );
+    if let Some(rate) = &env.rate {
+        for (name, value) in crate::http::rate_headers(rate, 200) {
+            crate::http::set_header(&mut resp, name, &value);
+        }
+    }
+    let mut shutdown = app.shutdown.clone();
+    let heartbeat_every = app.cfg.sse_heartbeat;
+    let recheck_every = app.cfg.sse_recheck;
+    tokio::spawn(async move {
+        let app = poller.app.clone();
+        app.metrics.sse_streams.fetch_add(1, Ordering::Relaxed);
+        let thread = req.thread_id.to_ascii_lowercase();
+        let mut last: Option<i64> = after.as_deref().and_then(|a| a.parse().ok());
+        let (alive, more) = emit(&tx, &env.body, &mut last).await;
+        let mut ok = alive;
+        if ok && more {
+            ok = catch_up(&poller, &tx, &mut last, None).await;
+        }
+        let mut heartbeat = tokio::time::interval_at(
+            tokio::time::Instant::now() + heartbeat_every,
+            heartbeat_every,
+        );
+        let mut recheck =
+            tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
+        while ok {
+            let mut repoll = false;
+            tokio::select! {
+                _ = tx.closed() => break,
+                _ = shutdown.changed() => break,
+                n = notices.recv() => match n {
+                    Ok(Notice::Thread(t, seq)) => {
+                        repoll = *t == *thread && last.is_none_or(|l| seq > l);
+                    }
+                    Ok(Notice::All) | Err(broadcast::error::RecvError::Lagged(_)) => repoll = true,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = recheck.tick() => repoll = true,
+                _ = heartbeat.tick() => {
+                    if tx.send(Bytes::from_static(HEARTBEAT.as_bytes())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            if repoll {
+                // coalesce notifications that are already queued
+                while notices.try_recv().is_ok() {}
+                ok = catch_up(&poller, &tx, &mut last, None).await;
+                recheck.reset();
+            }
+        }
+        app.metrics.sse_streams.fetch_sub(1, Ordering::Relaxed);
+    });
+    (resp, principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        let t = "0D1C6F4E-8a43-4a4e-9a53-0c1f2d3e4f50";
+        assert_eq!(
+            parse_payload(&format!("{t}:42")),
+            Some(Notice::Thread(Arc::from(t.to_ascii_lowercase()), 42))
+        );
+        assert_eq!(parse_payload("x"), None);
+        assert_eq!(parse_payload(":1"), None);
+        assert_eq!(parse_payload("t:abc"), None);
+    }
+
+    #[test]
+    fn frames() {
+        let ev = json!({"thread_seq": 7, "event_type": "message_committed", "content": "a\nb"});
+        let f = frame(&ev, 7);
+        assert!(f.starts_with("id: 7\nevent: message_committed\ndata: {"));
+        assert!(f.ends_with("}\n\n"));
+        assert_eq!(f.matches('\n').count(), 4, "data stays on one line");
+        let f = frame(&json!({"event_type": "evil\ndata: x"}), 1);
+        assert!(f.contains("event: message_committed\n"));
+    }
+
+    #[test]
+    fn pages_and_start() {
+        let body = json!({"events": [{"thread_seq": 1}, {"thread_seq": 2}, {"nope": 1}], "has_more": true});
+        let (ev, more) = page(&body);
+        assert_eq!(ev.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(more);
+        assert_eq!(page(&json!(null)).0.len(), 0);
+        let mut q = Map::new();
+        assert_eq!(start_after(&q, None), None);
+        q.insert("last_thread_seq".into(), json!("3"));
+        assert_eq!(start_after(&q, None).as_deref(), Some("3"));
+        q.insert("after_seq".into(), json!("5"));
+        assert_eq!(start_after(&q, None).as_deref(), Some("5"));
+        assert_eq!(start_after(&q, Some("9")).as_deref(), Some("9"));
+        assert_eq!(start_after(&q, Some("garbage")).as_deref(), Some("5"));
+        q.insert("after_seq".into(), json!("-1"));
+        assert_eq!(start_after(&q, None).as_deref(), Some("-1"));
+    }
+
+    #[tokio::test]
+    async fn emit_dedupes() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut last = Some(1);
+        let body = json!({"events": [{"thread_seq": 1}, {"thread_seq": 2}, {"thread_seq": 3}], "has_more": false});
+        let (alive, more) = emit(&tx, &body, &mut last).await;
+        assert!(alive && !more);
+        assert_eq!(last, Some(3));
+        let (alive, _) = emit(&tx, &body, &mut last).await;
+        assert!(alive);
+        drop(tx);
+        let mut n = 0;
+        while let Some(b) = rx.recv().await {
+            assert!(b.starts_with(b"id: "));
+            n += 1;
+        }
+        assert_eq!(n, 2);
+    }
+}
