@@ -1,3 +1,71 @@
+//! `ama_pg`: the AMA2 security core as a PostgreSQL extension.
+//!
+//! The hand-written SQL in `../sql` creates the roles, tables, policies and the SQL API; the Rust
+//! modules here are thin adapters around `ama_core`:
+//! - [`gucs`]: the request-context settings (SUSET, so no session can forge them);
+//! - [`credentials`]: agent tokens, visitor tokens and internal keys (format, hash, lookup);
+//! - [`ratelimit`]: the shared-memory GCRA ledger;
+//! - [`request`]: `ama.request()`, the one entry point the shim calls per HTTP request.
+
 use pgrx::prelude::*;
 
+#[cfg(not(panic = "unwind"))]
+compile_error!("ama_pg must be built with panic = \"unwind\" (see the workspace Cargo.toml)");
+
+mod credentials;
+mod errors;
+mod gucs;
+mod ratelimit;
+mod request;
+
 ::pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../../sql/001_roles.sql", name = "roles", bootstrap);
+pgrx::extension_sql_file!("../../sql/010_tables.sql", name = "tables", requires = ["roles"]);
+pgrx::extension_sql_file!("../../sql/020_context.sql", name = "context", requires = ["tables"]);
+pgrx::extension_sql_file!("../../sql/030_policies.sql", name = "policies", requires = ["context"]);
+pgrx::extension_sql_file!(
+    "../../sql/040_ratelimit.sql",
+    name = "ratelimit_sql",
+    requires = [
+        "policies",
+        ratelimit::_rate_policies_changed,
+        ratelimit::rate_buckets,
+        ratelimit::rate_counters,
+        ratelimit::rate_limit_sql
+    ]
+);
+pgrx::extension_sql_file!(
+    "../../sql/050_admin_api.sql",
+    name = "admin_api",
+    requires = ["ratelimit_sql", credentials::token_new, credentials::token_hash]
+);
+pgrx::extension_sql_file!(
+    "../../sql/060_http_api.sql",
+    name = "http_api",
+    requires = ["admin_api", request::request]
+);
+pgrx::extension_sql_file!("../../sql/090_grants.sql", name = "grants", finalize);
+
+/// Registers the settings and, when preloaded, the rate-limit ledger's shared memory.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        ratelimit::init_shmem();
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'ama_pg'"]
+    }
+}

@@ -1,0 +1,523 @@
+//! The rate-limit ledger: GCRA state for every (policy, key) in shared memory.
+//!
+//! Layout: a header, then `groups` cache-line-aligned groups of `GROUP` slots, each group guarded
+//! by a tiny spinlock held only for the arithmetic (no allocation, no error can be raised while
+//! it is held). A key hashes (with a per-cluster random salt) to one group. Within the group a
+//! slot is reused when its TAT is in the past (such an entry means "full allowance", exactly like
+//! no entry), and when every slot is live the one with the smallest TAT (the least-used key) is
+//! evicted. Memory is therefore fixed at `ama.ratelimit_slots`, and a flood of new keys can only
+//! evict keys that have used almost nothing, never lock anybody out.
+//!
+//! The state is not transactional: a decision taken in a transaction that rolls back still
+//! counts. It is lost on a server restart, which at worst gives every key its full allowance once.
+
+use ama_core::gcra::{self, Policy};
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::{errors, gucs};
+
+/// Slots per group (one probe sequence).
+const GROUP: usize = 8;
+/// Display bytes kept per key.
+const KEY_BYTES: usize = 40;
+/// Policies with counters (policy ids are 1..MAX_POLICIES).
+pub const MAX_POLICIES: usize = 256;
+const MAGIC: u64 = 0x616d_615f_726c_0001;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Slot {
+    fp: u64,
+    tat: u64,
+    policy: u16,
+    key_len: u8,
+    /// bit 0: a denial of the current episode was already audited.
+    flags: u8,
+    _pad: u32,
+    key: [u8; KEY_BYTES],
+}
+
+#[repr(C, align(64))]
+struct Group {
+    lock: AtomicU32,
+    slots: [Slot; GROUP],
+}
+
+#[repr(C)]
+struct Header {
+    magic: u64,
+    groups: u64,
+    salt: [u64; 2],
+    generation: AtomicU64,
+    evictions: AtomicU64,
+    allowed: [AtomicU64; MAX_POLICIES],
+    denied: [AtomicU64; MAX_POLICIES],
+}
+
+static mut SHMEM: *mut Header = std::ptr::null_mut();
+static mut PREV_REQUEST: Option<unsafe extern "C-unwind" fn()> = None;
+static mut PREV_STARTUP: Option<unsafe extern "C-unwind" fn()> = None;
+
+fn group_count() -> usize {
+    let slots = (gucs::RATELIMIT_SLOTS.get().max(1024) as usize).next_power_of_two();
+    slots / GROUP
+}
+
+fn shmem_size() -> usize {
+    std::mem::size_of::<Header>().next_multiple_of(64) + group_count() * std::mem::size_of::<Group>()
+}
+
+/// Installs the shared-memory hooks; called from `_PG_init` while preloading.
+pub fn init_shmem() {
+    unsafe {
+        PREV_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    unsafe {
+        if let Some(prev) = PREV_REQUEST {
+            prev();
+        }
+        pg_sys::RequestAddinShmemSpace(shmem_size());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    unsafe {
+        if let Some(prev) = PREV_STARTUP {
+            prev();
+        }
+        // AddinShmemInitLock is entry 21 of the main LWLock array.
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let ptr = pg_sys::ShmemInitStruct(c"ama_pg rate-limit ledger".as_ptr(), shmem_size(), &mut found)
+            as *mut Header;
+        if !found {
+            std::ptr::write_bytes(ptr as *mut u8, 0, shmem_size());
+            (*ptr).groups = group_count() as u64;
+            let mut salt = [0u8; 16];
+            // pg_strong_random is the server's CSPRNG; a fixed salt is only a fallback.
+            if !pg_sys::pg_strong_random(salt.as_mut_ptr() as *mut _, salt.len()) {
+                salt = *b"ama_pg-fallback!";
+            }
+            (*ptr).salt = [
+                u64::from_le_bytes(salt[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(salt[8..].try_into().unwrap_or_default()),
+            ];
+            (*ptr).generation.store(1, Ordering::Release);
+            (*ptr).magic = MAGIC;
+        }
+        SHMEM = ptr;
+        pg_sys::LWLockRelease(init_lock);
+    }
+}
+
+fn header() -> &'static Header {
+    let ptr = unsafe { SHMEM };
+    if ptr.is_null() || unsafe { (*ptr).magic } != MAGIC {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the ama_pg rate-limit ledger is not loaded",
+            "Add ama_pg to shared_preload_libraries in postgresql.conf \
+             (shared_preload_libraries = 'ama_pg') and restart PostgreSQL."
+        );
+    }
+    unsafe { &*ptr }
+}
+
+/// Whether the ledger is available (the library was preloaded).
+pub fn available() -> bool {
+    let ptr = unsafe { SHMEM };
+    !ptr.is_null() && unsafe { (*ptr).magic } == MAGIC
+}
+
+fn groups(h: &Header) -> &[Group] {
+    let base = (h as *const Header as *const u8).wrapping_add(std::mem::size_of::<Header>().next_multiple_of(64));
+    unsafe { std::slice::from_raw_parts(base as *const Group, h.groups as usize) }
+}
+
+struct SpinGuard<'a>(&'a AtomicU32);
+
+impl<'a> SpinGuard<'a> {
+    fn lock(lock: &'a AtomicU32) -> Self {
+        let mut spins = 0u32;
+        while lock.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        SpinGuard(lock)
+    }
+}
+
+impl Drop for SpinGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Nanoseconds on the system-wide monotonic clock, shared by every backend.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(gcra::NS_PER_SEC).saturating_add(ts.tv_nsec as u64)
+}
+
+fn fingerprint(h: &Header, policy_id: u16, key: &str) -> u64 {
+    let mut s = std::collections::hash_map::DefaultHasher::new();
+    h.salt.hash(&mut s);
+    policy_id.hash(&mut s);
+    key.hash(&mut s);
+    s.finish().max(1)
+}
+
+/// The result of one ledger decision.
+pub struct Outcome {
+    pub decision: gcra::Decision,
+    /// First denial of a key since it was last allowed: worth one audit row.
+    pub first_denial: bool,
+}
+
+/// Decides one request for `key` under `policy` (cost 0 peeks).
+pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome {
+    let h = header();
+    let fp = fingerprint(h, policy_id, key);
+    let all = groups(h);
+    let group = &all[(fp as usize) & (all.len() - 1)];
+    let now = now_ns();
+    let outcome = {
+        let _guard = SpinGuard::lock(&group.lock);
+        let slots = unsafe { &mut *(group.slots.as_ptr() as *mut [Slot; GROUP]) };
+        let idx = match slots.iter().position(|s| s.fp == fp && s.policy == policy_id) {
+            Some(i) => i,
+            None => {
+                let victim = slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| if s.fp == 0 { 0 } else { s.tat.max(1) })
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                if slots[victim].fp != 0 && slots[victim].tat > now {
+                    h.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                let bytes = key.as_bytes();
+                let n = bytes.len().min(KEY_BYTES);
+                let mut k = [0u8; KEY_BYTES];
+                k[..n].copy_from_slice(&bytes[..n]);
+                slots[victim] =
+                    Slot { fp, tat: 0, policy: policy_id, key_len: n as u8, flags: 0, _pad: 0, key: k };
+                victim
+            }
+        };
+        let slot = &mut slots[idx];
+        let decision = policy.decide(slot.tat, now, cost);
+        slot.tat = decision.tat;
+        let first_denial = !decision.allowed && slot.flags & 1 == 0;
+        if decision.allowed && cost > 0 {
+            slot.flags &= !1;
+        } else if !decision.allowed {
+            slot.flags |= 1;
+        }
+        Outcome { decision, first_denial }
+    };
+    if cost > 0 {
+        let counters = if outcome.decision.allowed { &h.allowed } else { &h.denied };
+        counters[usize::from(policy_id) % MAX_POLICIES].fetch_add(1, Ordering::Relaxed);
+    }
+    outcome
+}
+
+/// Forgets one key's state; returns whether it was present.
+pub fn reset(policy_id: u16, key: &str) -> bool {
+    let h = header();
+    let fp = fingerprint(h, policy_id, key);
+    let all = groups(h);
+    let group = &all[(fp as usize) & (all.len() - 1)];
+    let _guard = SpinGuard::lock(&group.lock);
+    let slots = unsafe { &mut *(group.slots.as_ptr() as *mut [Slot; GROUP]) };
+    match slots.iter_mut().find(|s| s.fp == fp && s.policy == policy_id) {
+        Some(s) => {
+            let live = s.tat > now_ns();
+            s.fp = 0;
+            s.tat = 0;
+            live
+        }
+        None => false,
+    }
+}
+
+/// A live bucket, for the DBA view.
+pub struct Bucket {
+    pub policy_id: u16,
+    pub key: String,
+    pub tat: u64,
+}
+
+/// Copies every live bucket (TAT in the future) out of shared memory.
+pub fn live_buckets() -> (u64, Vec<Bucket>) {
+    let h = header();
+    let now = now_ns();
+    let mut out = Vec::new();
+    for group in groups(h) {
+        let copy: [Slot; GROUP] = {
+            let _guard = SpinGuard::lock(&group.lock);
+            group.slots
+        };
+        for s in copy.iter().filter(|s| s.fp != 0 && s.tat > now) {
+            out.push(Bucket {
+                policy_id: s.policy,
+                key: String::from_utf8_lossy(&s.key[..usize::from(s.key_len)]).into_owned(),
+                tat: s.tat,
+            });
+        }
+    }
+    (now, out)
+}
+
+/// Allowed and denied decision counts for one policy id.
+pub fn counters(policy_id: u16) -> (u64, u64) {
+    let h = header();
+    let i = usize::from(policy_id) % MAX_POLICIES;
+    (h.allowed[i].load(Ordering::Relaxed), h.denied[i].load(Ordering::Relaxed))
+}
+
+/// Evictions of live keys since start.
+pub fn evictions() -> u64 {
+    header().evictions.load(Ordering::Relaxed)
+}
+
+/// Total slots.
+pub fn capacity() -> u64 {
+    header().groups * GROUP as u64
+}
+
+/// The policy/route generation; bumped by triggers on the policy tables.
+pub fn generation() -> u64 {
+    header().generation.load(Ordering::Acquire)
+}
+
+/// Marks cached policies and routes stale in every backend.
+pub fn bump_generation() {
+    if available() {
+        header().generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Policies, cached per backend and reloaded when the generation changes.
+// ---------------------------------------------------------------------------
+
+/// A policy as cached in a backend.
+#[derive(Clone)]
+pub struct CachedPolicy {
+    pub id: u16,
+    pub name: String,
+    pub key_kind: String,
+    pub base: Policy,
+    pub by_plan: HashMap<String, Policy>,
+}
+
+impl CachedPolicy {
+    /// The policy that applies to a principal on `plan`.
+    pub fn for_plan(&self, plan: &str) -> Policy {
+        self.by_plan.get(plan).copied().unwrap_or(self.base)
+    }
+
+    /// Whole seconds of the period, for `RateLimit-Policy`'s `w`.
+    pub fn window_secs(&self) -> u64 {
+        gcra::ceil_secs(self.base.period_ns)
+    }
+}
+
+thread_local! {
+    static POLICIES: std::cell::RefCell<(u64, HashMap<String, CachedPolicy>)> =
+        std::cell::RefCell::new((0, HashMap::new()));
+}
+
+fn load_policies() -> HashMap<String, CachedPolicy> {
+    let mut map: HashMap<String, CachedPolicy> = HashMap::new();
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT p.policy_id::int, p.name, p.key_kind, p.rate_limit::bigint, \
+                        (extract(epoch FROM p.period) * 1e9)::bigint, p.burst::bigint, \
+                        o.plan, o.rate_limit::bigint, o.burst::bigint \
+                   FROM ama.rate_policies p \
+                   LEFT JOIN ama.rate_policy_overrides o ON o.policy = p.name",
+                None,
+                &[],
+            )
+            .unwrap_or_else(|e| errors::bad_input(&format!("cannot load rate policies: {e}")));
+        for row in rows {
+            let id: i32 = row.get(1).ok().flatten().unwrap_or(0);
+            let name: String = row.get(2).ok().flatten().unwrap_or_default();
+            let key_kind: String = row.get(3).ok().flatten().unwrap_or_default();
+            let limit: i64 = row.get(4).ok().flatten().unwrap_or(0);
+            let period: i64 = row.get(5).ok().flatten().unwrap_or(0);
+            let burst: i64 = row.get(6).ok().flatten().unwrap_or(0);
+            let Ok(base) = Policy::new(limit, period, burst) else { continue };
+            let entry = map.entry(name.clone()).or_insert_with(|| CachedPolicy {
+                id: id as u16,
+                name,
+                key_kind,
+                base,
+                by_plan: HashMap::new(),
+            });
+            let plan: Option<String> = row.get(7).ok().flatten();
+            let o_limit: Option<i64> = row.get(8).ok().flatten();
+            let o_burst: Option<i64> = row.get(9).ok().flatten();
+            if let (Some(plan), Some(l)) = (plan, o_limit) {
+                if let Ok(p) = Policy::new(l, period, o_burst.unwrap_or(burst)) {
+                    entry.by_plan.insert(plan, p);
+                }
+            }
+        }
+    });
+    map
+}
+
+/// Looks a policy up by name, reloading the backend cache when a DBA changed the policies.
+pub fn policy(name: &str) -> Option<CachedPolicy> {
+    let gen = generation();
+    POLICIES.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if cache.0 != gen {
+            *cache = (gen, load_policies());
+        }
+        cache.1.get(name).cloned()
+    })
+}
+
+fn require_policy(name: Option<&str>) -> CachedPolicy {
+    let name = name.unwrap_or_else(|| errors::null_input("policy must not be NULL"));
+    policy(name).unwrap_or_else(|| {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("unknown rate-limit policy \"{}\"", name.chars().take(64).collect::<String>()),
+            "List the policies with: SELECT name FROM ama.rate_policies"
+        );
+    })
+}
+
+fn require_key(key: Option<&str>) -> &str {
+    match key {
+        Some(k) if !k.is_empty() => k,
+        Some(_) => errors::bad_input("rate-limit key must not be empty"),
+        None => errors::null_input("rate-limit key must not be NULL"),
+    }
+}
+
+/// Takes one decision for `key` under `policy`, for `plan` when given. The hit counts even if
+/// the calling transaction rolls back.
+#[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit")]
+fn rate_limit_sql(
+    policy: Option<&str>,
+    key: Option<&str>,
+    plan: default!(Option<&str>, "NULL"),
+    cost: default!(i32, 1),
+) -> TableIterator<
+    'static,
+    (
+        name!(allowed, bool),
+        name!(limit, i64),
+        name!(remaining, i64),
+        name!(reset_seconds, i64),
+        name!(retry_after_seconds, i64),
+        name!(window_seconds, i64),
+    ),
+> {
+    let p = require_policy(policy);
+    let key = require_key(key);
+    if cost < 0 {
+        errors::bad_input("cost must not be negative");
+    }
+    let applied = p.for_plan(plan.unwrap_or(""));
+    let out = decide(p.id, &applied, key, cost as u32);
+    let d = out.decision;
+    TableIterator::once((
+        d.allowed,
+        i64::from(d.limit),
+        i64::from(d.remaining),
+        gcra::ceil_secs(d.reset_ns) as i64,
+        gcra::ceil_secs(d.retry_after_ns) as i64,
+        p.window_secs() as i64,
+    ))
+}
+
+/// Forgets the state of one key so it gets its full allowance again.
+#[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit_reset")]
+fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
+    let p = require_policy(policy);
+    reset(p.id, require_key(key))
+}
+
+/// Every live bucket: policy, key (a token id, user id or IP; never a secret), remaining, reset.
+#[pg_extern(volatile, parallel_unsafe, security_definer, name = "_rate_buckets")]
+fn rate_buckets() -> TableIterator<
+    'static,
+    (name!(policy, String), name!(key, String), name!(remaining, i64), name!(reset_seconds, i64)),
+> {
+    let by_id: HashMap<u16, CachedPolicy> = POLICIES.with(|cell| {
+        let gen = generation();
+        let mut cache = cell.borrow_mut();
+        if cache.0 != gen {
+            *cache = (gen, load_policies());
+        }
+        cache.1.values().map(|p| (p.id, p.clone())).collect()
+    });
+    let (now, buckets) = live_buckets();
+    let rows: Vec<_> = buckets
+        .into_iter()
+        .map(|b| {
+            let (name, remaining) = match by_id.get(&b.policy_id) {
+                Some(p) => (p.name.clone(), i64::from(p.base.decide(b.tat, now, 0).remaining)),
+                None => (format!("#{}", b.policy_id), 0),
+            };
+            (name, b.key, remaining, gcra::ceil_secs(b.tat.saturating_sub(now)) as i64)
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Allowed and denied decisions per policy id since the server started.
+#[pg_extern(volatile, parallel_safe, name = "_rate_counters")]
+fn rate_counters() -> TableIterator<'static, (name!(policy_id, i32), name!(allowed, i64), name!(denied, i64))> {
+    let rows: Vec<_> = (1..MAX_POLICIES as u16)
+        .map(|id| (id, counters(id)))
+        .filter(|(_, (a, d))| *a > 0 || *d > 0)
+        .map(|(id, (a, d))| (i32::from(id), a as i64, d as i64))
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Ledger size and evictions of live keys.
+#[pg_extern(volatile, parallel_safe, name = "rate_limit_ledger")]
+fn rate_limit_ledger() -> TableIterator<'static, (name!(slots, i64), name!(live_evictions, i64), name!(generation, i64))> {
+    TableIterator::once((capacity() as i64, evictions() as i64, generation() as i64))
+}
+
+/// Trigger: a DBA changed policies or routes; every backend reloads on its next request.
+#[pg_trigger]
+fn _rate_policies_changed<'a>(
+    _trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, std::convert::Infallible> {
+    bump_generation();
+    // Bump again once the change is visible, so no backend caches the pre-commit rows.
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, bump_generation);
+    Ok(None)
+}

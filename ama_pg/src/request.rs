@@ -1,0 +1,346 @@
+//! `ama.request()`: the one statement the shim sends per HTTP request.
+//!
+//! In one call, and so in one transaction and one network round trip, it:
+//! 1. looks the route up (`ama.routes`, cached per backend until a DBA changes it);
+//! 2. authenticates the credential (JWT claims already verified by the shim; tokens and keys
+//!    verified here), counting failures against the client IP so tokens cannot be brute-forced;
+//! 3. takes the route's rate-limit decision in the shared-memory ledger;
+//! 4. sets the request context as transaction-local SUSET settings (`ama.actor_id`, ...) and
+//!    Supabase's `request.jwt.claims`;
+//! 5. switches to the request role (`anon`, `authenticated` or `service_role`), exactly as a
+//!    SECURITY DEFINER boundary does, and calls the route's SQL function under RLS.
+//!
+//! Authentication failures and rate-limit denials are returned as an envelope rather than raised,
+//! so their audit rows commit. Errors raised by the route function propagate with their SQLSTATE.
+
+use ama_core::gcra;
+use ama_core::token::TokenKind;
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use crate::{credentials, errors, gucs, ratelimit};
+
+/// Policy that counts failed authentication attempts per client IP.
+const AUTH_FAILURE_POLICY: &str = "auth_failures";
+const GENERIC_401: &str = "invalid or expired credential";
+
+#[derive(Clone)]
+struct Route {
+    handler: pg_sys::Oid,
+    policy: Option<String>,
+    principals: Vec<String>,
+    status: i32,
+}
+
+thread_local! {
+    static ROUTES: std::cell::RefCell<(u64, HashMap<String, Route>)> =
+        std::cell::RefCell::new((0, HashMap::new()));
+}
+
+fn load_routes() -> HashMap<String, Route> {
+    Spi::connect(|client| {
+        let rows = client
+            .select(
+                "SELECT route, handler::oid, rate_policy, principals, success_status FROM ama.routes",
+                None,
+                &[],
+            )
+            .unwrap_or_else(|e| errors::bad_input(&format!("cannot load routes: {e}")));
+        rows.filter_map(|row| {
+            let name: String = row.get(1).ok()??;
+            let handler: pg_sys::Oid = row.get(2).ok()??;
+            let policy: Option<String> = row.get(3).ok()?;
+            let principals: Vec<String> = row.get(4).ok()??;
+            let status: i32 = row.get(5).ok()??;
+            Some((name, Route { handler, policy, principals, status }))
+        })
+        .collect()
+    })
+}
+
+fn route(name: &str) -> Option<Route> {
+    let gen = ratelimit::generation();
+    ROUTES.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if cache.0 != gen {
+            *cache = (gen, load_routes());
+        }
+        cache.1.get(name).cloned()
+    })
+}
+
+/// Who the request is, once authenticated.
+struct Principal {
+    kind: &'static str,
+    actor_id: Option<String>,
+    credential_id: Option<String>,
+    /// Rate-limit key for credential-keyed policies.
+    credential_key: String,
+    /// Rate-limit key for user-keyed policies.
+    user_key: Option<String>,
+    plan: String,
+    role: &'static str,
+    claims: Value,
+}
+
+fn envelope(status: u16, code: &str, message: &str, rate: Value) -> JsonB {
+    JsonB(json!({
+        "status": status,
+        "body": {"code": code, "message": message},
+        "rate": rate,
+        "principal": Value::Null,
+    }))
+}
+
+fn rate_json(p: &ratelimit::CachedPolicy, d: &gcra::Decision) -> Value {
+    json!({
+        "policy": p.name,
+        "limit": d.limit,
+        "remaining": d.remaining,
+        "reset": gcra::ceil_secs(d.reset_ns),
+        "retry_after": gcra::ceil_secs(d.retry_after_ns),
+        "window": p.window_secs(),
+    })
+}
+
+fn audit(event: &str, actor: Option<&str>, subject: Option<&str>, ip: &str, detail: Value) {
+    let ip = if ip.parse::<std::net::IpAddr>().is_ok() { Some(ip.to_string()) } else { None };
+    let _ = Spi::run_with_args(
+        "INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail) \
+         VALUES ($1, $2, $3, $4::inet, $5)",
+        &[event.into(), actor.into(), subject.into(), ip.into(), JsonB(detail).into()],
+    );
+}
+
+fn user_principal(claims: Value) -> Option<Principal> {
+    let sub = claims.get("sub")?.as_str()?;
+    let uid = uuid_text(sub)?;
+    let email = claims.get("email").and_then(Value::as_str).map(|e| e.chars().take(320).collect::<String>());
+    let plan = Spi::get_one_with_args::<String>(
+        "SELECT plan FROM ama.users WHERE user_id = $1::uuid",
+        &[uid.clone().into()],
+    )
+    .ok()
+    .flatten();
+    let plan = match plan {
+        Some(p) => p,
+        None => {
+            // First sight of a Supabase user: provision the row on the basic plan.
+            let _ = Spi::run_with_args(
+                "WITH u AS (INSERT INTO ama.users (user_id, email) VALUES ($1::uuid, $2) \
+                            ON CONFLICT (user_id) DO NOTHING RETURNING user_id) \
+                 INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name) \
+                 SELECT 'user:' || user_id, 'user', user_id, coalesce($2, '') FROM u \
+                 ON CONFLICT (actor_id) DO NOTHING",
+                &[uid.clone().into(), email.into()],
+            );
+            "basic".to_string()
+        }
+    };
+    let actor = format!("user:{uid}");
+    Some(Principal {
+        kind: "user",
+        actor_id: Some(actor.clone()),
+        credential_id: None,
+        credential_key: actor.clone(),
+        user_key: Some(actor),
+        plan,
+        role: "authenticated",
+        claims,
+    })
+}
+
+/// Canonical lower-case UUID text, or None.
+pub fn uuid_text(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    ok.then(|| s.to_ascii_lowercase())
+}
+
+fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
+    let v = credentials::verify(kind, raw)?;
+    let (pkind, role, key_prefix) = match kind {
+        TokenKind::Agent => ("agent", "authenticated", "tok"),
+        TokenKind::Visitor => ("visitor", "anon", "vst"),
+        TokenKind::InternalKey => ("service", "service_role", "key"),
+    };
+    let claims = json!({"principal_kind": pkind, "actor_id": v.actor_id, "credential_id": v.id});
+    Some(Principal {
+        kind: pkind,
+        credential_key: format!("{key_prefix}:{}", v.id),
+        credential_id: Some(v.id),
+        user_key: None,
+        actor_id: Some(v.actor_id),
+        plan: v.plan,
+        role,
+        claims,
+    })
+}
+
+fn anon_principal(ip: &str) -> Principal {
+    Principal {
+        kind: "anon",
+        actor_id: None,
+        credential_id: None,
+        credential_key: format!("ip:{ip}"),
+        user_key: None,
+        plan: String::new(),
+        role: "anon",
+        claims: json!({"principal_kind": "anon"}),
+    }
+}
+
+/// Restores the previous user when the route call ends, also when it unwinds.
+struct UserSwitch {
+    uid: pg_sys::Oid,
+    ctx: i32,
+}
+
+impl UserSwitch {
+    fn to(role: &str) -> Self {
+        let name = std::ffi::CString::new(role).unwrap_or_default();
+        let mut uid = pg_sys::InvalidOid;
+        let mut ctx = 0;
+        unsafe {
+            let target = pg_sys::get_role_oid(name.as_ptr(), false);
+            pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+            pg_sys::SetUserIdAndSecContext(target, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        }
+        UserSwitch { uid, ctx }
+    }
+}
+
+impl Drop for UserSwitch {
+    fn drop(&mut self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) };
+    }
+}
+
+/// Handles one HTTP request routed by the shim. Executable by the authenticator only.
+#[pg_extern(volatile, parallel_unsafe, security_definer, name = "request")]
+fn request(
+    route_name: Option<&str>,
+    credential_kind: Option<&str>,
+    credential: Option<&str>,
+    claims: Option<JsonB>,
+    client_ip: Option<&str>,
+    args: Option<JsonB>,
+) -> JsonB {
+    let route_name = route_name.unwrap_or_else(|| errors::null_input("route must not be NULL"));
+    let Some(rt) = route(route_name) else {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("unknown route \"{}\"", route_name.chars().take(64).collect::<String>())
+        );
+    };
+    let ip = client_ip
+        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".to_string());
+    let ip_key = format!("ip:{ip}");
+
+    // Authentication, with failures counted per client IP.
+    let kind = credential_kind.unwrap_or("none");
+    let principal = if kind == "none" {
+        Some(anon_principal(&ip))
+    } else {
+        let failures = ratelimit::policy(AUTH_FAILURE_POLICY);
+        if let Some(fp) = &failures {
+            let peek = ratelimit::decide(fp.id, &fp.base, &ip_key, 0).decision;
+            if !peek.allowed {
+                return envelope(429, "RATE_LIMITED", "too many failed authentication attempts", rate_json(fp, &peek));
+            }
+        }
+        let p = match (kind, credential, claims) {
+            ("jwt", _, Some(JsonB(c))) => user_principal(c),
+            ("agent", Some(raw), _) => token_principal(TokenKind::Agent, raw),
+            ("visitor", Some(raw), _) => token_principal(TokenKind::Visitor, raw),
+            ("internal", Some(raw), _) => token_principal(TokenKind::InternalKey, raw),
+            _ => None,
+        };
+        if p.is_none() {
+            let mut rate = Value::Null;
+            if let Some(fp) = &failures {
+                let d = ratelimit::decide(fp.id, &fp.base, &ip_key, 1).decision;
+                if d.allowed {
+                    audit("auth_failed", None, Some(route_name), &ip, json!({"credential_kind": kind}));
+                }
+                rate = rate_json(fp, &d);
+            }
+            return envelope(401, "UNAUTHORIZED", GENERIC_401, rate);
+        }
+        p
+    };
+    let Some(principal) = principal else { unreachable!() };
+
+    if !rt.principals.iter().any(|k| k == principal.kind) {
+        return if principal.kind == "anon" {
+            envelope(401, "UNAUTHORIZED", "this route needs a credential", Value::Null)
+        } else {
+            envelope(
+                403,
+                "FORBIDDEN",
+                &format!("this route does not accept {} credentials", principal.kind),
+                Value::Null,
+            )
+        };
+    }
+
+    // Rate limit.
+    let mut rate = Value::Null;
+    if let Some(pname) = &rt.policy {
+        if let Some(p) = ratelimit::policy(pname) {
+            let key = match p.key_kind.as_str() {
+                "ip" => ip_key.clone(),
+                "user" => principal.user_key.clone().unwrap_or_else(|| principal.credential_key.clone()),
+                _ => principal.credential_key.clone(),
+            };
+            let out = ratelimit::decide(p.id, &p.for_plan(&principal.plan), &key, 1);
+            rate = rate_json(&p, &out.decision);
+            if !out.decision.allowed {
+                if out.first_denial {
+                    audit(
+                        "rate_limited",
+                        principal.actor_id.as_deref(),
+                        Some(&key),
+                        &ip,
+                        json!({"policy": p.name, "route": route_name}),
+                    );
+                }
+                return envelope(429, "RATE_LIMITED", "rate limit exceeded", rate);
+            }
+        }
+    }
+
+    // Context, then the route under the request role.
+    let claims_text = principal.claims.to_string();
+    gucs::set_local("ama.principal_kind", principal.kind);
+    gucs::set_local("ama.actor_id", principal.actor_id.as_deref().unwrap_or(""));
+    gucs::set_local("ama.credential_id", principal.credential_id.as_deref().unwrap_or(""));
+    gucs::set_local("ama.client_ip", if ip == "unknown" { "" } else { &ip });
+    gucs::set_local("ama.plan", &principal.plan);
+    gucs::set_local("ama.claims", &claims_text);
+    if principal.kind == "user" {
+        gucs::set_local("request.jwt.claims", &claims_text);
+    }
+    let args = args.unwrap_or(JsonB(json!({})));
+    let body = {
+        let _switch = UserSwitch::to(principal.role);
+        let datum = args.into_datum().unwrap_or_else(|| errors::null_input("args must not be NULL"));
+        let result = unsafe { pg_sys::OidFunctionCall1Coll(rt.handler, pg_sys::InvalidOid, datum) };
+        unsafe { JsonB::from_datum(result, false) }.map(|j| j.0).unwrap_or(Value::Null)
+    };
+    JsonB(json!({
+        "status": rt.status,
+        "body": body,
+        "rate": rate,
+        "principal": principal.actor_id,
+    }))
+}

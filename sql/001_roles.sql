@@ -1,0 +1,37 @@
+-- ============================================================================
+-- ama_pg 001: roles
+-- Creates the cluster roles the extension grants to, when they do not exist
+-- yet. Installing into a Supabase project (which already has anon,
+-- authenticated and service_role) or reinstalling therefore never fails.
+-- Passwords are never set here: the run command or the DBA sets them.
+-- ============================================================================
+
+-- Creates each role only when it is missing; attributes of existing roles are left alone.
+DO $roles$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+        ('anon',              'NOLOGIN NOINHERIT'),
+        ('authenticated',     'NOLOGIN NOINHERIT'),
+        ('ama_service',       'NOLOGIN'),
+        ('service_role',      'NOLOGIN NOINHERIT'),
+        ('ama_admin',         'NOLOGIN'),
+        ('ama_authenticator', 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS')
+    ) AS t(name, attrs)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I %s', r.name, r.attrs);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+-- The shim's login role may switch to the three request roles, and to nothing else.
+GRANT anon, authenticated, service_role TO ama_authenticator;
+
+-- Requests made with an internal API key act as a trusted service.
+GRANT ama_service TO service_role;
+
+-- Bound parameters (which may carry a raw token) never reach the server log.
+ALTER ROLE ama_authenticator SET log_parameter_max_length = 0;

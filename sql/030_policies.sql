@@ -1,0 +1,241 @@
+-- ============================================================================
+-- ama_pg 030: row-level security
+-- RLS is the last line of defence: every policy is keyed on the request context
+-- (ama.actor_id(), ama.principal_kind()), which no session can forge. Policies
+-- are named after who may do what. Helpers that must look past RLS (to avoid
+-- policy recursion) are SECURITY DEFINER, STABLE, and take only a thread id.
+-- Context calls are wrapped in (SELECT ...) so they are evaluated once per query.
+-- ============================================================================
+
+-- Capabilities of the current actor in one thread; NULL when it does not take part.
+CREATE FUNCTION ama._my_caps(thread uuid) RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT p.capabilities FROM ama.participants p
+     WHERE p.thread_id = thread AND p.actor_id = ama.actor_id()
+$$;
+
+-- Whether the current actor takes part in a thread (with any capabilities).
+CREATE FUNCTION ama._is_participant(thread uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT EXISTS (SELECT 1 FROM ama.participants p
+                    WHERE p.thread_id = thread AND p.actor_id = ama.actor_id())
+$$;
+
+-- Whether the current actor may add participants: it manages the thread, or created it in this transaction.
+CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT 'manage' = ANY (coalesce(ama._my_caps(thread), '{}'))
+        OR EXISTS (SELECT 1 FROM ama.threads t
+                    WHERE t.thread_id = thread AND t.created_by = ama.actor_id()
+                      AND t.xmin = pg_current_xact_id()::xid)
+$$;
+
+-- The current principal's plan (an agent acts on its owner's plan), NULL for others.
+CREATE FUNCTION ama.principal_plan() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
+     WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent')
+$$;
+
+-- Whether the current principal's plan ranks at least as high as the named plan.
+CREATE FUNCTION ama.plan_at_least(needed text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT coalesce((SELECT have.rank >= want.rank
+                       FROM ama.plans have, ama.plans want
+                      WHERE have.plan = ama.principal_plan() AND want.plan = needed), false)
+$$;
+
+-- plans: readable by everyone; changed by DBAs only (no write policy).
+CREATE POLICY everyone_reads_plans ON ama.plans FOR SELECT USING (true);
+
+-- users: a user reads their own row.
+CREATE POLICY users_read_themselves ON ama.users FOR SELECT
+    USING (user_id = (SELECT ama.uid()));
+
+-- users: trusted services read, create and update users (plan changes included).
+CREATE POLICY services_manage_users ON ama.users FOR ALL
+    USING ((SELECT ama.principal_kind()) = 'service')
+    WITH CHECK ((SELECT ama.principal_kind()) = 'service');
+
+-- actors: an actor reads itself, a user reads the agents they own.
+CREATE POLICY actors_read_themselves_and_owned_agents ON ama.actors FOR SELECT
+    USING (actor_id = (SELECT ama.actor_id()) OR owner_user_id = (SELECT ama.uid()));
+
+-- actors: a user creates agents owned by themselves.
+CREATE POLICY users_create_own_agents ON ama.actors FOR INSERT
+    WITH CHECK (kind = 'agent' AND owner_user_id = (SELECT ama.uid()));
+
+-- actors: trusted services manage user actors.
+CREATE POLICY services_manage_actors ON ama.actors FOR ALL
+    USING ((SELECT ama.principal_kind()) = 'service')
+    WITH CHECK ((SELECT ama.principal_kind()) = 'service');
+
+-- agent_profiles: a starter user reads and writes their own profile.
+CREATE POLICY starter_users_manage_own_agent_profile ON ama.agent_profiles FOR ALL
+    USING (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')))
+    WITH CHECK (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')));
+
+-- threads: participants see the threads they take part in.
+CREATE POLICY participants_read_threads ON ama.threads FOR SELECT
+    USING (EXISTS (SELECT 1 FROM ama.participants p
+                    WHERE p.thread_id = threads.thread_id AND p.actor_id = (SELECT ama.actor_id())));
+
+-- threads: a creator sees the thread it is creating (before its participant rows exist).
+CREATE POLICY creators_read_threads_they_create ON ama.threads FOR SELECT
+    USING (created_by = (SELECT ama.actor_id()) AND xmin = pg_current_xact_id()::xid);
+
+-- threads: users and agents create private threads in their own name.
+CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
+    WITH CHECK (thread_type = 'private'
+                AND created_by = (SELECT ama.actor_id())
+                AND (SELECT ama.principal_kind()) IN ('user', 'agent'));
+
+-- threads: a user creates the workspace thread with their own agent.
+CREATE POLICY users_create_own_workspace_threads ON ama.threads FOR INSERT
+    WITH CHECK (thread_type = 'workspace'
+                AND owner_user_id = (SELECT ama.uid())
+                AND created_by = (SELECT ama.actor_id()));
+
+-- threads: holders of manage change the mode (column privileges limit what else).
+CREATE POLICY managers_update_threads ON ama.threads FOR UPDATE
+    USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')))
+    WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
+
+-- participants: an actor sees its own participation rows.
+CREATE POLICY actors_read_own_participation ON ama.participants FOR SELECT
+    USING (actor_id = (SELECT ama.actor_id()));
+
+-- participants: participants see who else takes part in their threads.
+CREATE POLICY participants_read_co_participants ON ama.participants FOR SELECT
+    USING (ama._is_participant(thread_id));
+
+-- participants: managers (or a creator in its creating transaction) add participants.
+CREATE POLICY managers_add_participants ON ama.participants FOR INSERT
+    WITH CHECK (ama._can_add_participant(thread_id));
+
+-- participants: managers change capabilities.
+CREATE POLICY managers_change_capabilities ON ama.participants FOR UPDATE
+    USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')))
+    WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
+
+-- participants: an actor updates its own read marker (column privileges limit it).
+CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
+    USING (actor_id = (SELECT ama.actor_id()))
+    WITH CHECK (actor_id = (SELECT ama.actor_id()));
+
+-- participants: managers remove participants.
+CREATE POLICY managers_remove_participants ON ama.participants FOR DELETE
+    USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
+
+-- messages: participants holding read see the thread's messages.
+CREATE POLICY readers_read_messages ON ama.messages FOR SELECT
+    USING (EXISTS (SELECT 1 FROM ama.participants p
+                    WHERE p.thread_id = messages.thread_id
+                      AND p.actor_id = (SELECT ama.actor_id())
+                      AND 'read' = ANY (p.capabilities)));
+
+-- messages: a sender sees what it sent (idempotent replays, RETURNING).
+CREATE POLICY senders_read_own_messages ON ama.messages FOR SELECT
+    USING (sender_id = (SELECT ama.actor_id()));
+
+-- messages: holders of send post in their own name, users as user and agents as assistant.
+CREATE POLICY senders_post_messages ON ama.messages FOR INSERT
+    WITH CHECK (sender_id = (SELECT ama.actor_id())
+                AND role = CASE (SELECT ama.principal_kind())
+                               WHEN 'user' THEN 'user' WHEN 'visitor' THEN 'user'
+                               WHEN 'agent' THEN 'assistant' END
+                AND 'send' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
+
+-- messages: trusted services post system messages into any thread.
+CREATE POLICY services_post_system_messages ON ama.messages FOR INSERT
+    WITH CHECK ((SELECT ama.principal_kind()) = 'service'
+                AND role = 'system'
+                AND sender_id = (SELECT ama.actor_id()));
+
+-- agent_tokens: a user lists their own tokens (column privileges hide the hash).
+CREATE POLICY owners_read_own_tokens ON ama.agent_tokens FOR SELECT
+    USING (owner_user_id = (SELECT ama.uid()));
+
+-- agent_tokens: a starter user issues tokens for agents they own.
+CREATE POLICY starter_owners_issue_tokens ON ama.agent_tokens FOR INSERT
+    WITH CHECK (owner_user_id = (SELECT ama.uid())
+                AND (SELECT ama.plan_at_least('starter'))
+                AND EXISTS (SELECT 1 FROM ama.actors a
+                             WHERE a.actor_id = agent_tokens.agent_actor_id
+                               AND a.kind = 'agent' AND a.owner_user_id = (SELECT ama.uid())));
+
+-- agent_tokens: a user revokes their own tokens.
+CREATE POLICY owners_revoke_own_tokens ON ama.agent_tokens FOR UPDATE
+    USING (owner_user_id = (SELECT ama.uid()))
+    WITH CHECK (owner_user_id = (SELECT ama.uid()));
+
+-- internal_keys, visitor_tokens, visitors, audit_log, rate tables: no policy, so request roles
+-- see nothing; they are reached only through the SECURITY DEFINER API in 050/060.
+
+-- Assigns thread_seq under the thread's row lock, so seqs have no gaps and no duplicates.
+CREATE FUNCTION ama._assign_thread_seq() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    UPDATE ama.threads
+       SET last_seq = last_seq + 1,
+           last_message_at = now(),
+           last_message_preview = left(NEW.content, 200)
+     WHERE thread_id = NEW.thread_id
+    RETURNING last_seq INTO NEW.thread_seq;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    NEW.server_seq_at_submit := NEW.thread_seq - 1;
+    NEW.created_at := now();
+    RETURN NEW;
+END
+$$;
+
+-- Every new message takes the next thread_seq.
+CREATE TRIGGER messages_assign_thread_seq BEFORE INSERT ON ama.messages
+    FOR EACH ROW EXECUTE FUNCTION ama._assign_thread_seq();
+
+-- Tells live streams that a message committed (NOTIFY is delivered at commit).
+CREATE FUNCTION ama._notify_message() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM pg_notify('ama_events', NEW.thread_id::text || ':' || NEW.thread_seq::text);
+    RETURN NULL;
+END
+$$;
+
+-- Every committed message is announced on channel ama_events.
+CREATE TRIGGER messages_notify AFTER INSERT ON ama.messages
+    FOR EACH ROW EXECUTE FUNCTION ama._notify_message();
+
+-- Keeps the audit log append-only, for every role including the owner.
+CREATE FUNCTION ama._audit_log_is_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'ama.audit_log is append-only';
+END
+$$;
+
+-- Rejects UPDATE and DELETE on the audit log.
+CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON ama.audit_log
+    FOR EACH ROW EXECUTE FUNCTION ama._audit_log_is_append_only();
+
+-- Rejects TRUNCATE on the audit log.
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ama.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._audit_log_is_append_only();

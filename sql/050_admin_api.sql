@@ -1,0 +1,399 @@
+-- ============================================================================
+-- ama_pg 050: the SQL API for trusted services and DBAs
+-- Functions that act for the current principal run as the caller under RLS
+-- (SECURITY INVOKER). DBA functions are SECURITY DEFINER and executable by
+-- ama_admin only (grants in 090_grants.sql). Raw tokens and keys are returned
+-- once and never stored or logged; only SHA-256 hashes are kept.
+-- ============================================================================
+
+-- Appends a security event in the current actor's name (actor taken from the context, never from the caller).
+CREATE FUNCTION ama._audit(event text, subject text DEFAULT NULL, detail jsonb DEFAULT '{}')
+RETURNS void LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail)
+    VALUES (event, ama.actor_id(), subject,
+            nullif(current_setting('ama.client_ip', true), '')::inet, coalesce(detail, '{}'))
+$$;
+
+-- Raises AM403 naming the plan needed unless the current principal's plan ranks high enough.
+CREATE FUNCTION ama.require_plan(needed text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ama.plans WHERE plan = needed) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(needed, 64));
+    END IF;
+    IF NOT ama.plan_at_least(needed) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM403',
+            MESSAGE = format('this needs the %s plan or higher', needed),
+            HINT = 'upgrade the plan of the owning user';
+    END IF;
+END
+$$;
+
+-- Maps capability names and aliases to the canonical set; raises 22023 on an unknown name.
+CREATE FUNCTION ama.canonical_capabilities(caps text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    c text;
+    out text[] := '{}';
+    canon text;
+BEGIN
+    IF caps IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'capabilities must not be NULL';
+    END IF;
+    FOREACH c IN ARRAY caps LOOP
+        canon := CASE c
+            WHEN 'read' THEN 'read' WHEN 'observe' THEN 'read'
+            WHEN 'send' THEN 'send' WHEN 'speak' THEN 'send'
+            WHEN 'run' THEN 'run'
+            WHEN 'manage' THEN 'manage' WHEN 'manage_thread' THEN 'manage'
+            WHEN 'manage_participants' THEN 'manage' END;
+        IF canon IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('unknown capability "%s"', left(coalesce(c, 'NULL'), 64)),
+                HINT = 'capabilities are read, send, run, manage (aliases: observe, speak, manage_thread, manage_participants)';
+        END IF;
+        IF NOT canon = ANY (out) THEN
+            out := out || canon;
+        END IF;
+    END LOOP;
+    RETURN ARRAY(SELECT x FROM unnest(ARRAY['read', 'send', 'run', 'manage']) x WHERE x = ANY (out));
+END
+$$;
+
+-- Parses 'agent:<uuid>' or a bare UUID into a canonical actor id of the given kind; raises 22023 otherwise.
+CREATE FUNCTION ama.parse_actor_id(value text, kind text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    id uuid;
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = format('%s actor id must not be NULL', kind);
+    END IF;
+    BEGIN
+        id := CASE WHEN value LIKE kind || ':%' THEN substr(value, length(kind) + 2) ELSE value END::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('invalid %s actor id: expected %s:<uuid>', kind, kind);
+    END;
+    RETURN kind || ':' || id::text;
+END
+$$;
+
+-- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited.
+CREATE FUNCTION ama.upsert_user(user_id uuid, email text DEFAULT NULL, display_name text DEFAULT NULL, plan text DEFAULT NULL)
+RETURNS ama.users LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    old_plan text;
+    result ama.users;
+BEGIN
+    IF user_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'user_id must not be NULL';
+    END IF;
+    IF ama.principal_kind() <> 'service' THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only trusted services may create or update users';
+    END IF;
+    IF plan IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ama.plans p WHERE p.plan = upsert_user.plan) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(plan, 64));
+    END IF;
+    SELECT u.plan INTO old_plan FROM ama.users u WHERE u.user_id = upsert_user.user_id FOR UPDATE;
+    IF plan IS NOT NULL AND plan IS DISTINCT FROM old_plan THEN
+        PERFORM ama.rate_limit_enforce('plan_change', 'user:' || user_id::text);
+    END IF;
+    INSERT INTO ama.users AS u (user_id, email, display_name, plan)
+    VALUES (user_id, email, display_name, coalesce(plan, 'basic'))
+    ON CONFLICT ON CONSTRAINT users_pkey DO UPDATE
+       SET email = coalesce(EXCLUDED.email, u.email),
+           display_name = coalesce(upsert_user.display_name, u.display_name),
+           plan = coalesce(upsert_user.plan, u.plan),
+           updated_at = now()
+    RETURNING u.* INTO result;
+    INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
+    VALUES ('user:' || user_id::text, 'user', user_id, coalesce(display_name, email, ''))
+    ON CONFLICT (actor_id) DO UPDATE SET display_name = coalesce(upsert_user.display_name, ama.actors.display_name);
+    IF result.plan IS DISTINCT FROM old_plan THEN
+        PERFORM ama._audit('plan_changed', 'user:' || user_id::text,
+                           jsonb_build_object('from', old_plan, 'to', result.plan));
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- Sets a user's plan (DBAs).
+CREATE FUNCTION ama.set_plan(user_id uuid, plan text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    old_plan text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ama.plans p WHERE p.plan = set_plan.plan) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(coalesce(plan, 'NULL'), 64));
+    END IF;
+    SELECT u.plan INTO old_plan FROM ama.users u WHERE u.user_id = set_plan.user_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'user not found';
+    END IF;
+    UPDATE ama.users u SET plan = set_plan.plan, updated_at = now() WHERE u.user_id = set_plan.user_id;
+    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
+    VALUES ('plan_changed', 'dba:' || session_user, 'user:' || user_id::text,
+            jsonb_build_object('from', old_plan, 'to', plan));
+END
+$$;
+
+-- Issues an external agent token for an agent the current user owns (starter plan or higher); the raw token is returned once.
+CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, agent_display_name text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
+RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_name text, created_at timestamptz, expires_at timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    me uuid := ama.uid();
+    agent text := ama.parse_actor_id(issue_agent_token.agent_actor_id, 'agent');
+    t record;
+    row ama.agent_tokens;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user may issue agent tokens';
+    END IF;
+    PERFORM ama.require_plan('starter');
+    IF length(issue_agent_token.agent_display_name) > 200 THEN
+        RAISE EXCEPTION USING ERRCODE = '22001', MESSAGE = 'agent_display_name is longer than 200 characters';
+    END IF;
+    IF issue_agent_token.expires_at IS NOT NULL AND issue_agent_token.expires_at <= now() THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'expires_at must be in the future';
+    END IF;
+    INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
+    VALUES (agent, 'agent', me, coalesce(issue_agent_token.agent_display_name, ''))
+    ON CONFLICT (actor_id) DO NOTHING;
+    IF NOT EXISTS (SELECT 1 FROM ama.actors a WHERE a.actor_id = agent AND a.owner_user_id = me) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'the agent actor belongs to another user';
+    END IF;
+    SELECT * INTO t FROM ama._token_new('agent');
+    INSERT INTO ama.agent_tokens AS a (agent_actor_id, owner_user_id, token_hash, token_prefix, agent_display_name, expires_at)
+    VALUES (agent, me, t.token_hash, t.token_prefix, coalesce(issue_agent_token.agent_display_name, ''), issue_agent_token.expires_at)
+    RETURNING a.token_id, a.token_prefix, a.agent_display_name, a.created_at, a.expires_at
+         INTO row.token_id, row.token_prefix, row.agent_display_name, row.created_at, row.expires_at;
+    PERFORM ama._audit('token_issued', row.token_id::text,
+                       jsonb_build_object('agent_actor_id', agent, 'token_prefix', row.token_prefix));
+    RETURN QUERY SELECT row.token_id, t.raw_token, row.token_prefix, row.agent_display_name, row.created_at, row.expires_at;
+END
+$$;
+
+-- Lists the current user's agent tokens: metadata only, never the token or its hash.
+CREATE FUNCTION ama.list_agent_tokens()
+RETURNS TABLE (token_id uuid, agent_actor_id text, token_prefix text, agent_display_name text,
+               created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT t.token_id, t.agent_actor_id, t.token_prefix, t.agent_display_name,
+           t.created_at, t.expires_at, t.last_used_at, t.revoked_at
+      FROM ama.agent_tokens t
+     WHERE t.owner_user_id = ama.uid()
+     ORDER BY t.created_at DESC, t.token_id
+$$;
+
+-- Revokes one of the current user's agent tokens, for good; raises AM404 when it is not theirs or unknown.
+CREATE FUNCTION ama.revoke_agent_token(token_id uuid) RETURNS timestamptz
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    at timestamptz;
+BEGIN
+    IF token_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'token_id must not be NULL';
+    END IF;
+    UPDATE ama.agent_tokens t SET revoked_at = coalesce(t.revoked_at, now())
+     WHERE t.token_id = revoke_agent_token.token_id AND t.owner_user_id = ama.uid()
+    RETURNING t.revoked_at INTO at;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'token not found';
+    END IF;
+    PERFORM ama._audit('token_revoked', token_id::text);
+    RETURN at;
+END
+$$;
+
+-- Revokes any agent token (DBAs).
+CREATE FUNCTION ama.admin_revoke_agent_token(token_id uuid) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    UPDATE ama.agent_tokens t SET revoked_at = now() WHERE t.token_id = admin_revoke_agent_token.token_id AND t.revoked_at IS NULL;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO ama.audit_log (event, actor_id, subject) VALUES ('token_revoked', 'dba:' || session_user, token_id::text);
+    RETURN true;
+END
+$$;
+
+-- Lists every agent token's metadata (DBAs); never a hash or raw token.
+CREATE FUNCTION ama.admin_list_agent_tokens()
+RETURNS TABLE (token_id uuid, owner_user_id uuid, agent_actor_id text, token_prefix text,
+               created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT token_id, owner_user_id, agent_actor_id, token_prefix, created_at, expires_at, last_used_at, revoked_at
+      FROM ama.agent_tokens ORDER BY created_at DESC
+$$;
+
+-- Creates an internal API key (DBAs); the raw key is returned once. Several may be active at once.
+CREATE FUNCTION ama.create_internal_key(name text)
+RETURNS TABLE (key_id uuid, raw_key text, key_prefix text, created_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    t record;
+    k ama.internal_keys;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'name must not be NULL';
+    END IF;
+    IF name !~ '^[A-Za-z0-9_.-]{1,64}$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'name must be 1 to 64 letters, digits, dots, dashes or underscores';
+    END IF;
+    IF EXISTS (SELECT 1 FROM ama.internal_keys i WHERE i.name = create_internal_key.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM409', MESSAGE = format('an internal key named "%s" already exists', name);
+    END IF;
+    SELECT * INTO t FROM ama._token_new('internal');
+    INSERT INTO ama.internal_keys AS i (name, key_hash, key_prefix)
+    VALUES (name, t.token_hash, t.token_prefix) RETURNING i.* INTO k;
+    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
+    VALUES ('key_created', 'dba:' || session_user, k.key_id::text, jsonb_build_object('name', name, 'key_prefix', k.key_prefix));
+    RETURN QUERY SELECT k.key_id, t.raw_token, k.key_prefix, k.created_at;
+END
+$$;
+
+-- Revokes an internal API key by name (DBAs); other keys stay valid.
+CREATE FUNCTION ama.revoke_internal_key(name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    id uuid;
+BEGIN
+    UPDATE ama.internal_keys i SET revoked_at = now()
+     WHERE i.name = revoke_internal_key.name AND i.revoked_at IS NULL RETURNING i.key_id INTO id;
+    IF id IS NULL THEN
+        RETURN false;
+    END IF;
+    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
+    VALUES ('key_revoked', 'dba:' || session_user, id::text, jsonb_build_object('name', name));
+    RETURN true;
+END
+$$;
+
+-- Lists internal API keys (DBAs): metadata only.
+CREATE FUNCTION ama.list_internal_keys()
+RETURNS TABLE (key_id uuid, name text, key_prefix text, created_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT key_id, name, key_prefix, created_at, last_used_at, revoked_at FROM ama.internal_keys ORDER BY created_at
+$$;
+
+-- Replaces a participant's capabilities (needs manage in the thread; runs under RLS).
+CREATE FUNCTION ama.set_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    caps text[] := ama.canonical_capabilities(capabilities);
+    mine text[];
+BEGIN
+    IF thread_id IS NULL OR actor_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'thread_id and actor_id must not be NULL';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = set_capabilities.thread_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    mine := ama._my_caps(thread_id);
+    IF NOT 'manage' = ANY (coalesce(mine, '{}')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'changing capabilities needs the manage capability';
+    END IF;
+    UPDATE ama.participants p SET capabilities = caps
+     WHERE p.thread_id = set_capabilities.thread_id AND p.actor_id = set_capabilities.actor_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'participant not found';
+    END IF;
+    PERFORM ama._audit('capabilities_changed', thread_id::text,
+                       jsonb_build_object('participant', actor_id, 'capabilities', caps));
+    RETURN caps;
+END
+$$;
+
+-- Adds capabilities to a participant (needs manage).
+CREATE FUNCTION ama.grant_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    SELECT ama.set_capabilities(thread_id, actor_id,
+        coalesce((SELECT p.capabilities FROM ama.participants p
+                   WHERE p.thread_id = grant_capabilities.thread_id AND p.actor_id = grant_capabilities.actor_id), '{}')
+        || ama.canonical_capabilities(capabilities))
+$$;
+
+-- Removes capabilities from a participant (needs manage).
+CREATE FUNCTION ama.revoke_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    SELECT ama.set_capabilities(thread_id, actor_id,
+        ARRAY(SELECT c FROM unnest(coalesce((SELECT p.capabilities FROM ama.participants p
+                                              WHERE p.thread_id = revoke_capabilities.thread_id
+                                                AND p.actor_id = revoke_capabilities.actor_id), '{}')) c
+               WHERE NOT c = ANY (ama.canonical_capabilities(capabilities))))
+$$;
+
+-- Reads the audit log (DBAs), newest first.
+CREATE FUNCTION ama.audit_events(since timestamptz DEFAULT now() - interval '1 day', max_rows integer DEFAULT 1000)
+RETURNS SETOF ama.audit_log
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT * FROM ama.audit_log WHERE at >= since ORDER BY audit_id DESC LIMIT greatest(least(max_rows, 100000), 0)
+$$;
+
+-- Acts as an actor until the end of the transaction, for testing policies (DBAs). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
+CREATE FUNCTION ama.impersonate(actor_id text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+DECLARE
+    kind text;
+BEGIN
+    IF actor_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'actor_id must not be NULL';
+    END IF;
+    IF actor_id ~ '^service:[A-Za-z0-9_.-]{1,64}$' THEN
+        kind := 'service';
+    ELSE
+        SELECT a.kind INTO kind FROM ama.actors a WHERE a.actor_id = impersonate.actor_id;
+        IF kind IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'actor not found';
+        END IF;
+    END IF;
+    PERFORM pg_catalog.set_config('ama.actor_id', actor_id, true);
+    PERFORM pg_catalog.set_config('ama.principal_kind', kind, true);
+    PERFORM pg_catalog.set_config('ama.credential_id', '', true);
+    PERFORM pg_catalog.set_config('ama.plan', coalesce((SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
+                                                          WHERE a.actor_id = impersonate.actor_id), ''), true);
+    PERFORM pg_catalog.set_config('ama.claims', pg_catalog.jsonb_build_object('principal_kind', kind, 'actor_id', actor_id, 'impersonated_by', session_user)::text, true);
+    INSERT INTO ama.audit_log (event, actor_id, subject) VALUES ('impersonation', 'dba:' || session_user, actor_id);
+    RETURN kind;
+END
+$$;

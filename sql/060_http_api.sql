@@ -1,0 +1,820 @@
+-- ============================================================================
+-- ama_pg 060: the HTTP API (contract section 5), one SQL function per route
+-- Each api_* function takes the request's args {"path", "query", "body"} as
+-- jsonb and returns the response body as jsonb. ama.request() calls it as the
+-- request role, so it runs under RLS: a bug here still cannot reach a thread the
+-- caller does not take part in. Bad input raises 22023 with the field's name
+-- (400), an unknown thread AM404 (404), a missing capability 42501 (403).
+-- ============================================================================
+
+-- The request body as a JSON object; raises 22023 for any other JSON type.
+CREATE FUNCTION ama._body(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF args IS NULL OR jsonb_typeof(args -> 'body') IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'body: expected a JSON object';
+    END IF;
+    RETURN args -> 'body';
+END
+$$;
+
+-- Rejects unknown fields and missing required ones, naming the field.
+CREATE FUNCTION ama._check_fields(body jsonb, required text[], optional text[]) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k text;
+BEGIN
+    FOR k IN SELECT jsonb_object_keys(body) LOOP
+        IF NOT (k = ANY (required) OR k = ANY (optional)) THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: unknown field', left(k, 64));
+        END IF;
+    END LOOP;
+    FOREACH k IN ARRAY required LOOP
+        IF NOT body ? k OR jsonb_typeof(body -> k) = 'null' THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: required field is missing', k);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- A string field (NULL when absent), checked for type and length.
+CREATE FUNCTION ama._text(body jsonb, field text, max_chars integer, min_chars integer DEFAULT 0) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    v text;
+BEGIN
+    IF body IS NULL OR NOT body ? field OR jsonb_typeof(body -> field) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(body -> field) <> 'string' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected a string', field);
+    END IF;
+    v := body ->> field;
+    IF char_length(v) > max_chars THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: at most %s characters', field, max_chars);
+    END IF;
+    IF char_length(v) < min_chars THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: at least %s characters', field, min_chars);
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- A UUID from a JSON string, naming the field when it is malformed.
+CREATE FUNCTION ama._uuid(value jsonb, field text) RETURNS uuid
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF value IS NULL OR jsonb_typeof(value) <> 'string'
+       OR (value #>> '{}') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected a UUID', field);
+    END IF;
+    RETURN (value #>> '{}')::uuid;
+END
+$$;
+
+-- A non-negative integer from a query string or JSON value (NULL when absent), within bounds.
+CREATE FUNCTION ama._int(value jsonb, field text, min_value bigint, max_value bigint) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    s text;
+    n bigint;
+BEGIN
+    IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
+        RETURN NULL;
+    END IF;
+    s := value #>> '{}';
+    IF jsonb_typeof(value) NOT IN ('string', 'number') OR s !~ '^-?[0-9]{1,18}$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected an integer', field);
+    END IF;
+    n := s::bigint;
+    IF n < min_value OR n > max_value THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('%s: must be between %s and %s', field, min_value, max_value);
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities.
+CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
+    caps text[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    caps := ama._my_caps(id);
+    IF needed IS NOT NULL AND ama.principal_kind() <> 'service' AND NOT needed = ANY (coalesce(caps, '{}')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('this needs the %s capability in the thread', needed);
+    END IF;
+    RETURN id;
+END
+$$;
+
+-- Fills a participant's kind and display name from its actor row.
+CREATE FUNCTION ama._fill_participant() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    SELECT a.kind, CASE WHEN NEW.display_name = '' THEN a.display_name ELSE NEW.display_name END
+      INTO NEW.participant_kind, NEW.display_name
+      FROM ama.actors a WHERE a.actor_id = NEW.actor_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('participant %s not found', left(NEW.actor_id, 80));
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- New participant rows take their kind and name from the actor.
+CREATE TRIGGER participants_fill BEFORE INSERT ON ama.participants
+    FOR EACH ROW EXECUTE FUNCTION ama._fill_participant();
+
+-- The ids among the given users that do not exist (a narrow look past RLS for thread creation).
+CREATE FUNCTION ama._missing_users(ids uuid[]) RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT coalesce(array_agg(i), '{}') FROM unnest(ids) i
+     WHERE NOT EXISTS (SELECT 1 FROM ama.actors a WHERE a.actor_id = 'user:' || i::text)
+$$;
+
+-- One thread as the API shows it, with participants and the caller's unread count.
+CREATE FUNCTION ama._thread_json(id uuid) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT jsonb_build_object(
+        'thread_id', t.thread_id,
+        'thread_type', t.thread_type,
+        'participation_mode', t.participation_mode,
+        'is_archived', t.is_archived,
+        'owner_user_id', t.owner_user_id,
+        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_seq', t.last_seq,
+        'last_message_at', to_char(t.last_message_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_message_preview', t.last_message_preview,
+        'unread_count', greatest(t.last_seq - coalesce(me.last_read_seq, 0), 0),
+        'participants', coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'sender_id', p.actor_id,
+                       'participant_kind', p.participant_kind,
+                       'display_name', p.display_name,
+                       'capabilities', to_jsonb(p.capabilities)) ORDER BY p.joined_at, p.actor_id)
+              FROM ama.participants p WHERE p.thread_id = t.thread_id), '[]'))
+      FROM ama.threads t
+      LEFT JOIN ama.participants me ON me.thread_id = t.thread_id AND me.actor_id = ama.actor_id()
+     WHERE t.thread_id = id
+$$;
+
+-- One message as the API shows it (also the shape of a message_committed event).
+CREATE FUNCTION ama._message_json(m ama.messages) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT jsonb_build_object(
+        'event_id', m.message_id,
+        'message_id', m.message_id,
+        'event_type', 'message_committed',
+        'thread_id', m.thread_id,
+        'thread_seq', m.thread_seq,
+        'sender_id', m.sender_id,
+        'role', m.role,
+        'content', m.content,
+        'mentions', to_jsonb(m.mentions),
+        'client_message_id', m.client_message_id,
+        'metadata', m.metadata,
+        'base_seq', m.base_seq,
+        'latest_seen_seq', m.latest_seen_seq,
+        'server_seq_at_submit', m.server_seq_at_submit,
+        'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+$$;
+
+-- Posts a message as the current actor with idempotency per (thread, sender); the core of every send route.
+CREATE FUNCTION ama.post_message(thread_id uuid, content text, client_message_id text DEFAULT NULL,
+                                 mentions text[] DEFAULT '{}', metadata jsonb DEFAULT '{}',
+                                 base_seq bigint DEFAULT NULL, latest_seen_seq bigint DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    me text := ama.actor_id();
+    kind text := ama.principal_kind();
+    m ama.messages;
+    replay boolean := false;
+BEGIN
+    IF content IS NULL OR char_length(content) < 1 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'content: must be 1 to 5000 characters';
+    END IF;
+    IF char_length(content) > 5000 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'content: at most 5000 characters';
+    END IF;
+    IF me IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sending needs an identity';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(coalesce(mentions, '{}')) x
+                WHERE NOT EXISTS (SELECT 1 FROM ama.participants p
+                                   WHERE p.thread_id = post_message.thread_id AND p.actor_id = x)) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'mentions: every mention must name a participant of the thread';
+    END IF;
+    IF client_message_id IS NOT NULL THEN
+        SELECT * INTO m FROM ama.messages x
+         WHERE x.thread_id = post_message.thread_id AND x.sender_id = me
+           AND x.client_message_id = post_message.client_message_id;
+        replay := FOUND;
+    END IF;
+    IF NOT replay THEN
+        BEGIN
+            INSERT INTO ama.messages AS x (thread_id, sender_id, role, content, mentions, client_message_id,
+                                           metadata, base_seq, latest_seen_seq)
+            VALUES (thread_id, me,
+                    CASE kind WHEN 'agent' THEN 'assistant' WHEN 'service' THEN 'system' ELSE 'user' END,
+                    content, coalesce(mentions, '{}'), client_message_id, coalesce(metadata, '{}'),
+                    base_seq, latest_seen_seq)
+            RETURNING x.* INTO m;
+        EXCEPTION WHEN unique_violation THEN
+            -- A concurrent replay won the race: return its message.
+            SELECT * INTO m FROM ama.messages x
+             WHERE x.thread_id = post_message.thread_id AND x.sender_id = me
+               AND x.client_message_id = post_message.client_message_id;
+            replay := true;
+        END;
+    END IF;
+    IF replay AND m.content IS DISTINCT FROM content THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM409',
+            MESSAGE = 'client_message_id: already used for a message with different content';
+    END IF;
+    RETURN jsonb_build_object(
+        'accepted', true,
+        'message_id', m.message_id,
+        'thread_id', m.thread_id,
+        'thread_seq', m.thread_seq,
+        'server_seq_at_submit', m.server_seq_at_submit,
+        'stale', m.base_seq IS NOT NULL AND m.server_seq_at_submit > m.base_seq,
+        'replayed', replay,
+        'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+END
+$$;
+
+-- Parses the optional mentions array (actor ids as strings).
+CREATE FUNCTION ama._mentions(body jsonb) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NOT body ? 'mentions' OR jsonb_typeof(body -> 'mentions') = 'null' THEN
+        RETURN '{}';
+    END IF;
+    IF jsonb_typeof(body -> 'mentions') <> 'array'
+       OR EXISTS (SELECT 1 FROM jsonb_array_elements(body -> 'mentions') e WHERE jsonb_typeof(e) <> 'string')
+       OR jsonb_array_length(body -> 'mentions') > 100 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'mentions: expected an array of at most 100 actor ids';
+    END IF;
+    RETURN ARRAY(SELECT jsonb_array_elements_text(body -> 'mentions'));
+END
+$$;
+
+-- The optional metadata object.
+CREATE FUNCTION ama._metadata(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NOT body ? 'metadata' OR jsonb_typeof(body -> 'metadata') = 'null' THEN
+        RETURN '{}';
+    END IF;
+    IF jsonb_typeof(body -> 'metadata') <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'metadata: expected a JSON object';
+    END IF;
+    IF length((body -> 'metadata')::text) > 16384 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'metadata: at most 16384 bytes';
+    END IF;
+    RETURN body -> 'metadata';
+END
+$$;
+
+-- The optional participation_mode, checked against the two modes.
+CREATE FUNCTION ama._mode(body jsonb, required boolean) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    v text := ama._text(body, 'participation_mode', 32);
+BEGIN
+    IF v IS NULL AND required THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'participation_mode: required field is missing';
+    END IF;
+    IF v IS NOT NULL AND v NOT IN ('open', 'invocation_only') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'participation_mode: must be open or invocation_only';
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- POST /api/v1/chat/threads: creates a private thread, or returns the one with the same participant set.
+CREATE FUNCTION ama.api_threads_create(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    me text := ama.actor_id();
+    targets uuid[];
+    members text[];
+    key text;
+    id uuid;
+    created boolean := false;
+    mode text;
+    initial text;
+    missing uuid[];
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['target_user_ids'], ARRAY['participation_mode', 'initial_message']);
+    IF jsonb_typeof(body -> 'target_user_ids') <> 'array' OR jsonb_array_length(body -> 'target_user_ids') NOT BETWEEN 1 AND 50 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: expected an array of 1 to 50 user UUIDs';
+    END IF;
+    SELECT array_agg(DISTINCT ama._uuid(e, 'target_user_ids')) INTO targets FROM jsonb_array_elements(body -> 'target_user_ids') e;
+    mode := coalesce(ama._mode(body, false), 'open');
+    initial := ama._text(body, 'initial_message', 5000, 1);
+    missing := ama._missing_users(targets);
+    IF cardinality(missing) > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('target_user_ids: user %s not found', missing[1]);
+    END IF;
+    members := ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[me] || ARRAY(SELECT 'user:' || t::text FROM unnest(targets) t)) x ORDER BY x);
+    IF cardinality(members) < 2 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: name at least one user other than yourself';
+    END IF;
+    key := encode(sha256(convert_to(array_to_string(members, ','), 'UTF8')), 'hex');
+    SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
+    IF id IS NULL THEN
+        INSERT INTO ama.threads AS t (thread_type, participation_mode, owner_user_id, created_by, participant_key)
+        VALUES ('private', mode, ama.uid(), me, key)
+        ON CONFLICT (participant_key) WHERE thread_type = 'private' DO NOTHING
+        RETURNING t.thread_id INTO id;
+        IF id IS NULL THEN
+            -- A concurrent request created the same thread first.
+            SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
+        ELSE
+            created := true;
+            INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
+            SELECT id, x, split_part(x, ':', 1),
+                   CASE WHEN x = me THEN ARRAY['read', 'send', 'manage']
+                        WHEN x LIKE 'agent:%' THEN ARRAY['read', 'send']
+                        ELSE ARRAY['read', 'send'] END
+              FROM unnest(members) x;
+            IF initial IS NOT NULL THEN
+                PERFORM ama.post_message(id, initial);
+            END IF;
+        END IF;
+    END IF;
+    IF id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    RETURN ama._thread_json(id) || jsonb_build_object('created', created);
+END
+$$;
+
+-- GET /api/v1/chat/threads: the caller's threads, newest activity first, with cursor pagination.
+CREATE FUNCTION ama.api_threads_list(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    q jsonb := coalesce(args -> 'query', '{}');
+    lim integer := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
+    cur text := q ->> 'cursor';
+    cur_at timestamptz;
+    cur_id uuid;
+    rows jsonb;
+    last record;
+    n integer;
+BEGIN
+    IF cur IS NOT NULL THEN
+        BEGIN
+            cur_at := to_timestamp(split_part(cur, '_', 1)::bigint / 1e6);
+            cur_id := split_part(cur, '_', 2)::uuid;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'cursor: malformed';
+        END;
+    END IF;
+    WITH page AS (
+        SELECT t.thread_id, coalesce(t.last_message_at, t.created_at) AS at
+          FROM ama.threads t
+         WHERE EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id AND p.actor_id = ama.actor_id())
+           AND (cur IS NULL OR (coalesce(t.last_message_at, t.created_at), t.thread_id) < (cur_at, cur_id))
+         ORDER BY 2 DESC, 1 DESC
+         LIMIT lim + 1)
+    SELECT coalesce(jsonb_agg(ama._thread_json(p.thread_id) ORDER BY p.at DESC, p.thread_id DESC)
+                    FILTER (WHERE p.rn <= lim), '[]'),
+           count(*)
+      INTO rows, n
+      FROM (SELECT page.*, row_number() OVER (ORDER BY at DESC, thread_id DESC) AS rn FROM page) p;
+    IF n > lim THEN
+        SELECT thread_id, at INTO last FROM (
+            SELECT t.thread_id, coalesce(t.last_message_at, t.created_at) AS at
+              FROM ama.threads t
+             WHERE t.thread_id = ((rows -> (lim - 1)) ->> 'thread_id')::uuid) s;
+        RETURN jsonb_build_object('threads', rows,
+            'next_cursor', (extract(epoch FROM last.at) * 1e6)::bigint::text || '_' || last.thread_id::text);
+    END IF;
+    RETURN jsonb_build_object('threads', rows, 'next_cursor', NULL);
+END
+$$;
+
+-- GET /api/v1/chat/threads/{thread_id}: one thread with its participants (needs read).
+CREATE FUNCTION ama.api_threads_get(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RETURN ama._thread_json(ama._thread_for(args, 'read'));
+END
+$$;
+
+-- POST /api/v1/chat/threads/{thread_id}/mode: sets the participation mode (needs manage).
+CREATE FUNCTION ama.api_threads_set_mode(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    id uuid := ama._thread_for(args, 'manage');
+    mode text;
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['participation_mode'], '{}');
+    mode := ama._mode(body, true);
+    UPDATE ama.threads t SET participation_mode = mode WHERE t.thread_id = id;
+    RETURN ama._thread_json(id);
+END
+$$;
+
+-- POST /api/v1/chat/threads/{thread_id}/messages: a user's message (needs send).
+CREATE FUNCTION ama.api_messages_send(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    id uuid;
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['content'], ARRAY['client_message_id', 'mentions', 'metadata']);
+    id := ama._thread_for(args, 'send');
+    RETURN ama.post_message(id, ama._text(body, 'content', 5000, 1), ama._text(body, 'client_message_id', 200, 1),
+                            ama._mentions(body), ama._metadata(body));
+END
+$$;
+
+-- POST /api/v1/chat/threads/{thread_id}/agent-messages: a message with freshness fields (needs send).
+CREATE FUNCTION ama.api_messages_agent_send(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    id uuid;
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['content'],
+        ARRAY['client_message_id', 'mentions', 'metadata', 'base_seq', 'latest_seen_seq']);
+    id := ama._thread_for(args, 'send');
+    RETURN ama.post_message(id, ama._text(body, 'content', 5000, 1), ama._text(body, 'client_message_id', 200, 1),
+                            ama._mentions(body), ama._metadata(body),
+                            ama._int(body -> 'base_seq', 'base_seq', 0, 9223372036854775806),
+                            ama._int(body -> 'latest_seen_seq', 'latest_seen_seq', 0, 9223372036854775806));
+END
+$$;
+
+-- GET /api/v1/chat/threads/{thread_id}/events: messages after after_seq (alias last_thread_seq), at most limit (needs read).
+CREATE FUNCTION ama.api_events_poll(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    q jsonb := coalesce(args -> 'query', '{}');
+    id uuid := ama._thread_for(args, 'read');
+    after bigint := coalesce(ama._int(q -> 'after_seq', 'after_seq', 0, 9223372036854775806),
+                             ama._int(q -> 'last_thread_seq', 'last_thread_seq', 0, 9223372036854775806), 0);
+    lim integer := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
+    events jsonb;
+    n integer;
+    top bigint;
+BEGIN
+    SELECT coalesce(jsonb_agg(ama._message_json(m) ORDER BY m.thread_seq) FILTER (WHERE rn <= lim), '[]'),
+           count(*), max(m.thread_seq) FILTER (WHERE rn <= lim)
+      INTO events, n, top
+      FROM (SELECT x, row_number() OVER (ORDER BY x.thread_seq) AS rn
+              FROM ama.messages x
+             WHERE x.thread_id = id AND x.thread_seq > after
+             ORDER BY x.thread_seq
+             LIMIT lim + 1) s, LATERAL (SELECT (s.x).*) m;
+    IF top IS NOT NULL THEN
+        UPDATE ama.participants p SET last_read_seq = top
+         WHERE p.thread_id = id AND p.actor_id = ama.actor_id() AND p.last_read_seq < top;
+    END IF;
+    RETURN jsonb_build_object('events', events, 'has_more', n > lim,
+                              'last_seq', coalesce(top, after));
+END
+$$;
+
+-- POST/DELETE webhooks: not offered by this deployment yet.
+CREATE FUNCTION ama.api_not_implemented(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM ama._thread_for(args, 'manage');
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'webhooks are not available yet';
+END
+$$;
+
+-- POST /api/v1/owner/external-agents/tokens: issues a token (starter plan); the raw token is in this response only.
+CREATE FUNCTION ama.api_tokens_create(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    t record;
+    expires timestamptz;
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['agent_actor_id'], ARRAY['agent_display_name', 'expires_at']);
+    BEGIN
+        expires := ama._text(body, 'expires_at', 64)::timestamptz;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'expires_at: expected an RFC 3339 timestamp';
+    END;
+    SELECT * INTO t FROM ama.issue_agent_token(ama._text(body, 'agent_actor_id', 100),
+                                               ama._text(body, 'agent_display_name', 200), expires);
+    RETURN jsonb_build_object(
+        'token_id', t.token_id,
+        'raw_token', t.raw_token,
+        'token_prefix', t.token_prefix,
+        'agent_actor_id', ama.parse_actor_id(body ->> 'agent_actor_id', 'agent'),
+        'agent_display_name', t.agent_display_name,
+        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'expires_at', to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+END
+$$;
+
+-- GET /api/v1/owner/external-agents/tokens: the caller's tokens, metadata only.
+CREATE FUNCTION ama.api_tokens_list(args jsonb) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT jsonb_build_object('tokens', coalesce(jsonb_agg(jsonb_build_object(
+        'token_id', t.token_id,
+        'agent_actor_id', t.agent_actor_id,
+        'token_prefix', t.token_prefix,
+        'agent_display_name', t.agent_display_name,
+        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'expires_at', to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_used_at', to_char(t.last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'revoked_at', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'is_active', t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()))), '[]'))
+      FROM ama.list_agent_tokens() t
+$$;
+
+-- DELETE /api/v1/owner/external-agents/tokens/{token_id}: revokes at once, for good.
+CREATE FUNCTION ama.api_tokens_revoke(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    id uuid := ama._uuid(args -> 'path' -> 'token_id', 'token_id');
+    at timestamptz := ama.revoke_agent_token(id);
+BEGIN
+    RETURN jsonb_build_object('token_id', id, 'revoked', true,
+        'revoked_at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+END
+$$;
+
+-- The caller's agent profile as the API shows it.
+CREATE FUNCTION ama._agent_profile_json(p ama.agent_profiles) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT jsonb_build_object(
+        'agent_actor_id', p.agent_actor_id,
+        'custom_slug', p.custom_slug,
+        'display_name', p.display_name,
+        'agent_name', p.agent_name,
+        'welcome_message', p.welcome_message,
+        'is_active', p.is_active,
+        'workspace_thread_id', (SELECT t.thread_id FROM ama.threads t
+                                 WHERE t.thread_type = 'workspace' AND t.owner_user_id = p.user_id
+                                 ORDER BY t.created_at LIMIT 1),
+        'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+$$;
+
+-- GET /api/v1/owner/agent: the user's agent profile (starter plan).
+CREATE FUNCTION ama.api_agent_get(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p ama.agent_profiles;
+BEGIN
+    PERFORM ama.require_plan('starter');
+    SELECT * INTO p FROM ama.agent_profiles x WHERE x.user_id = ama.uid();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'agent profile not found';
+    END IF;
+    RETURN ama._agent_profile_json(p);
+END
+$$;
+
+-- PUT /api/v1/owner/agent: creates or updates the profile, its agent actor and the owner's workspace thread (starter plan).
+CREATE FUNCTION ama.api_agent_put(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    me uuid := ama.uid();
+    agent text;
+    p ama.agent_profiles;
+    slug text;
+    ws uuid;
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user has an agent profile';
+    END IF;
+    PERFORM ama.require_plan('starter');
+    PERFORM ama._check_fields(body, '{}', ARRAY['custom_slug', 'display_name', 'agent_name', 'welcome_message', 'is_active']);
+    slug := ama._text(body, 'custom_slug', 63);
+    IF slug IS NOT NULL AND slug !~ '^[a-z0-9][a-z0-9-]{1,62}$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'custom_slug: 2 to 63 lower-case letters, digits or dashes';
+    END IF;
+    IF body ? 'is_active' AND jsonb_typeof(body -> 'is_active') NOT IN ('boolean', 'null') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'is_active: expected a boolean';
+    END IF;
+    SELECT x.agent_actor_id INTO agent FROM ama.agent_profiles x WHERE x.user_id = me;
+    IF agent IS NULL THEN
+        agent := 'agent:' || gen_random_uuid()::text;
+        INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
+        VALUES (agent, 'agent', me, coalesce(ama._text(body, 'display_name', 200), ama._text(body, 'agent_name', 200), ''));
+    END IF;
+    BEGIN
+        INSERT INTO ama.agent_profiles AS x (user_id, agent_actor_id, custom_slug, display_name, agent_name, welcome_message, is_active)
+        VALUES (me, agent, slug, coalesce(ama._text(body, 'display_name', 200), ''), coalesce(ama._text(body, 'agent_name', 200), ''),
+                coalesce(ama._text(body, 'welcome_message', 5000), ''), coalesce((body ->> 'is_active')::boolean, true))
+        ON CONFLICT (user_id) DO UPDATE SET
+            custom_slug = CASE WHEN body ? 'custom_slug' THEN EXCLUDED.custom_slug ELSE x.custom_slug END,
+            display_name = CASE WHEN body ? 'display_name' THEN EXCLUDED.display_name ELSE x.display_name END,
+            agent_name = CASE WHEN body ? 'agent_name' THEN EXCLUDED.agent_name ELSE x.agent_name END,
+            welcome_message = CASE WHEN body ? 'welcome_message' THEN EXCLUDED.welcome_message ELSE x.welcome_message END,
+            is_active = CASE WHEN body ? 'is_active' THEN EXCLUDED.is_active ELSE x.is_active END,
+            updated_at = now()
+        RETURNING x.* INTO p;
+    EXCEPTION WHEN unique_violation THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM409', MESSAGE = 'custom_slug: already taken';
+    END;
+    SELECT t.thread_id INTO ws FROM ama.threads t WHERE t.thread_type = 'workspace' AND t.owner_user_id = me;
+    IF ws IS NULL THEN
+        INSERT INTO ama.threads AS t (thread_type, owner_user_id, created_by, participant_key)
+        VALUES ('workspace', me, 'user:' || me::text, 'workspace:' || me::text)
+        ON CONFLICT (participant_key) WHERE thread_type = 'workspace' DO NOTHING
+        RETURNING t.thread_id INTO ws;
+        IF ws IS NOT NULL THEN
+            INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
+                (ws, 'user:' || me::text, 'user', ARRAY['read', 'send', 'manage']),
+                (ws, agent, 'agent', ARRAY['read', 'send', 'run']);
+        END IF;
+    END IF;
+    RETURN ama._agent_profile_json(p);
+END
+$$;
+
+-- POST /api/v1/public/agents/{custom_slug}/messages: an anonymous visitor writes to a user's public agent.
+-- SECURITY DEFINER because no RLS identity exists yet: it creates (or resumes, by agent and email hash) the
+-- visitor's public thread and returns a visitor token, valid for that one thread, on first contact only.
+CREATE FUNCTION ama.api_public_send(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    slug text := args -> 'path' ->> 'custom_slug';
+    prof ama.agent_profiles;
+    email text;
+    ehash bytea;
+    v ama.visitors;
+    visitor text;
+    tok record;
+    first_contact boolean := false;
+    result jsonb;
+    cmid text;
+    content text;
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['email', 'content'], ARRAY['client_message_id']);
+    email := lower(ama._text(body, 'email', 320, 3));
+    IF email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'email: not a valid address';
+    END IF;
+    content := ama._text(body, 'content', 5000, 1);
+    cmid := ama._text(body, 'client_message_id', 200, 1);
+    SELECT * INTO prof FROM ama.agent_profiles p WHERE p.custom_slug = slug AND p.is_active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'agent not found';
+    END IF;
+    ehash := sha256(convert_to(email, 'UTF8'));
+    SELECT * INTO v FROM ama.visitors x WHERE x.agent_actor_id = prof.agent_actor_id AND x.email_hash = ehash;
+    IF NOT FOUND THEN
+        first_contact := true;
+        visitor := 'visitor:' || gen_random_uuid()::text;
+        INSERT INTO ama.actors (actor_id, kind, display_name) VALUES (visitor, 'visitor', 'Visitor');
+        INSERT INTO ama.threads AS t (thread_type, owner_user_id, created_by)
+        VALUES ('public', prof.user_id, visitor) RETURNING t.thread_id INTO v.thread_id;
+        INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
+            (v.thread_id, 'user:' || prof.user_id::text, 'user', ARRAY['read', 'send', 'manage']),
+            (v.thread_id, prof.agent_actor_id, 'agent', ARRAY['read', 'send', 'run']),
+            (v.thread_id, visitor, 'visitor', ARRAY['read', 'send']);
+        INSERT INTO ama.visitors (agent_actor_id, email_hash, visitor_actor_id, thread_id)
+        VALUES (prof.agent_actor_id, ehash, visitor, v.thread_id)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'concurrent first contact, retry';
+        END IF;
+        v.visitor_actor_id := visitor;
+        SELECT * INTO tok FROM ama._token_new('visitor');
+        INSERT INTO ama.visitor_tokens (visitor_actor_id, thread_id, email_hash, token_hash, token_prefix)
+        VALUES (visitor, v.thread_id, ehash, tok.token_hash, tok.token_prefix);
+    END IF;
+    PERFORM pg_catalog.set_config('ama.actor_id', v.visitor_actor_id, true);
+    PERFORM pg_catalog.set_config('ama.principal_kind', 'visitor', true);
+    result := ama.post_message(v.thread_id, content, cmid);
+    IF first_contact THEN
+        result := result || jsonb_build_object('visitor_token', tok.raw_token);
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- PUT /internal/v1/users/{user_id}: creates or updates a user and plan (trusted services; plan changes 5/min per user).
+CREATE FUNCTION ama.api_internal_users_put(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    id uuid := ama._uuid(args -> 'path' -> 'user_id', 'user_id');
+    u ama.users;
+BEGIN
+    PERFORM ama._check_fields(body, '{}', ARRAY['email', 'display_name', 'plan']);
+    u := ama.upsert_user(id, ama._text(body, 'email', 320), ama._text(body, 'display_name', 200), ama._text(body, 'plan', 32));
+    RETURN jsonb_build_object('user_id', u.user_id, 'email', u.email, 'display_name', u.display_name, 'plan', u.plan,
+        'created_at', to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'updated_at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+END
+$$;
+
+-- POST /internal/v1/threads/{thread_id}/system-messages: a system message into any thread (trusted services).
+CREATE FUNCTION ama.api_internal_system_message(args jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    body jsonb := ama._body(args);
+    id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
+BEGIN
+    PERFORM ama._check_fields(body, ARRAY['content'], ARRAY['client_message_id', 'metadata']);
+    RETURN ama.post_message(id, ama._text(body, 'content', 5000, 1), ama._text(body, 'client_message_id', 200, 1),
+                            '{}', ama._metadata(body));
+END
+$$;
+
+-- The route table: route name, handler, rate policy, principals allowed, success status.
+INSERT INTO ama.routes (route, handler, rate_policy, principals, success_status, description) VALUES
+    ('threads.create',          'ama.api_threads_create(jsonb)',          'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads'),
+    ('threads.list',            'ama.api_threads_list(jsonb)',            NULL,           '{user}',          200, 'GET /api/v1/chat/threads'),
+    ('threads.get',             'ama.api_threads_get(jsonb)',             NULL,           '{user}',          200, 'GET /api/v1/chat/threads/{thread_id}'),
+    ('threads.set_mode',        'ama.api_threads_set_mode(jsonb)',        'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/mode'),
+    ('messages.send',           'ama.api_messages_send(jsonb)',           NULL,           '{user}',          200, 'POST /api/v1/chat/threads/{thread_id}/messages'),
+    ('messages.agent_send',     'ama.api_messages_agent_send(jsonb)',     'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/agent-messages'),
+    ('events.poll',             'ama.api_events_poll(jsonb)',             'events_read',  '{user,agent}',    200, 'GET /api/v1/chat/threads/{thread_id}/events (and /events/stream)'),
+    ('webhooks.create',         'ama.api_not_implemented(jsonb)',         'thread_write', '{user,agent}',    201, 'POST /api/v1/chat/threads/{thread_id}/webhooks'),
+    ('webhooks.delete',         'ama.api_not_implemented(jsonb)',         'thread_write', '{user,agent}',    200, 'DELETE /api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}'),
+    ('tokens.create',           'ama.api_tokens_create(jsonb)',           NULL,           '{user}',          201, 'POST /api/v1/owner/external-agents/tokens'),
+    ('tokens.list',             'ama.api_tokens_list(jsonb)',             NULL,           '{user}',          200, 'GET /api/v1/owner/external-agents/tokens'),
+    ('tokens.revoke',           'ama.api_tokens_revoke(jsonb)',           NULL,           '{user}',          200, 'DELETE /api/v1/owner/external-agents/tokens/{token_id}'),
+    ('agent.get',               'ama.api_agent_get(jsonb)',               NULL,           '{user}',          200, 'GET /api/v1/owner/agent'),
+    ('agent.put',               'ama.api_agent_put(jsonb)',               NULL,           '{user}',          200, 'PUT /api/v1/owner/agent'),
+    ('public.send',             'ama.api_public_send(jsonb)',             'visitor_send', '{anon,visitor}',  200, 'POST /api/v1/public/agents/{custom_slug}/messages'),
+    ('public.events',           'ama.api_events_poll(jsonb)',             'events_read',  '{visitor}',       200, 'GET /api/v1/public/threads/{thread_id}/events'),
+    ('internal.users.put',      'ama.api_internal_users_put(jsonb)',      NULL,           '{service}',       200, 'PUT /internal/v1/users/{user_id}'),
+    ('internal.system_message', 'ama.api_internal_system_message(jsonb)', NULL,           '{service}',       200, 'POST /internal/v1/threads/{thread_id}/system-messages');
