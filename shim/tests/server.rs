@@ -1,0 +1,484 @@
+//! Runs the `ama-shim` binary without a database (the pool points at a closed port) and talks
+//! to it over real TLS: routing, errors, limits, plain HTTP, h2, 503 on a dead database,
+//! graceful shutdown and startup errors. Database-backed tests live in the workspace `tests/`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream as StdTcp;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+
+const SECRET: &str = "integration-secret-0123456789abcdef";
+const SUB: &str = "0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
+
+struct Shim {
+    child: Child,
+    addr: String,
+    cert_pem: String,
+    logs: Arc<Mutex<String>>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ama-shim-it-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("dir");
+    d
+}
+
+fn start(tag: &str, extra: &[&str]) -> Shim {
+    let dir = temp_dir(tag);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("cert");
+    let cert_pem = ck.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).expect("write cert");
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).expect("write key");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ama-shim"));
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("key.pem"))
+        .args([
+            "--database-url",
+            "postgres://authenticator:db-password-xyz@127.0.0.1:1/ama",
+        ])
+        .args([
+            "--pool-timeout-ms",
+            "500",
+            "--db-connect-timeout-ms",
+            "500",
+            "--log-level",
+            "debug",
+        ])
+        .args(extra)
+        .env("AMA_JWT_SECRET", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l2 = logs.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on https://").nth(1) {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(rest.trim().to_string());
+                }
+            }
+            if let Ok(mut g) = l2.lock() {
+                g.push_str(&line);
+                g.push('\n');
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("shim did not start");
+    Shim {
+        child,
+        addr,
+        cert_pem,
+        logs,
+        dir,
+    }
+}
+
+fn tls_config(cert_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("pem");
+    roots.add(der).expect("root");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(c)
+}
+
+struct Resp {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+async fn send(shim: &Shim, h2: bool, req: http::Request<Full<Bytes>>) -> Resp {
+    let tcp = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("connect");
+    let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(tls_config(&shim.cert_pem, alpn))
+        .connect(name, tcp)
+        .await
+        .expect("tls");
+    let resp = if h2 {
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut s, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .expect("h2");
+        tokio::spawn(conn);
+        s.send_request(req).await.expect("request")
+    } else {
+        let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("h1");
+        tokio::spawn(conn);
+        s.send_request(req).await.expect("request")
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn req(method: &str, path: &str) -> http::request::Builder {
+    let uri = if path.starts_with('/') {
+        format!("https://127.0.0.1{path}")
+    } else {
+        path.to_string()
+    };
+    http::Request::builder().method(method).uri(uri)
+}
+
+fn empty() -> Full<Bytes> {
+    Full::new(Bytes::new())
+}
+
+fn jwt() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = json!({"sub": SUB, "aud": "authenticated", "iat": now, "exp": now + 600, "role": "authenticated"});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("key"),
+    )
+    .expect("jwt")
+}
+
+fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["code"], code);
+    assert!(v["message"].is_string());
+    let rid = r
+        .headers
+        .get("x-request-id")
+        .and_then(|h| h.to_str().ok())
+        .expect("x-request-id");
+    assert_eq!(v["request_id"], rid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_without_database() {
+    let shim = start("main", &[]);
+
+    // health over HTTP/1.1 and HTTP/2
+    for h2 in [false, true] {
+        let r = send(&shim, h2, req("GET", "/health").body(empty()).expect("req")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["status"], "ok");
+        assert_eq!(r.json()["service"], "ama-shim");
+        assert!(r.headers.contains_key("x-request-id"));
+    }
+    // openapi
+    let r = send(
+        &shim,
+        false,
+        req("GET", "/api/v1/openapi.json")
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["openapi"], "3.1.0");
+
+    // 404 and 405
+    let r = send(
+        &shim,
+        false,
+        req("GET", "/api/v1/nope").body(empty()).expect("req"),
+    )
+    .await;
+    assert_error(&r, 404, "NOT_FOUND");
+    let r = send(
+        &shim,
+        true,
+        req("DELETE", "/api/v1/chat/threads")
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.headers["allow"], "GET, POST");
+
+    // malformed credentials: generic 401 without touching the database
+    for auth in [
+        "Bearer ama_eat_1234",
+        "Bearer not.a.jwt",
+        "Basic Zm9vOmJhcg==",
+        "Bearer ama_vst_zz",
+    ] {
+        let r = send(
+            &shim,
+            false,
+            req("GET", "/api/v1/chat/threads")
+                .header("authorization", auth)
+                .body(empty())
+                .expect("req"),
+        )
+        .await;
+        assert_error(&r, 401, "UNAUTHORIZED");
+        assert_eq!(r.json()["message"], "invalid or expired credential");
+        assert_eq!(
+            r.headers["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+    let r = send(
+        &shim,
+        false,
+        req("PUT", "/internal/v1/users/x")
+            .header("x-internal-api-key", "ama_ik_bad")
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+
+    let token = jwt();
+    let bearer = format!("Bearer {token}");
+    // invalid JSON is refused before the database
+    let r = send(
+        &shim,
+        false,
+        req("POST", "/api/v1/chat/threads")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{\"target_user_ids\": [")))
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 400, "BAD_REQUEST");
+    assert!(r.json()["message"].as_str().unwrap_or("").contains("body"));
+    // body over the limit
+    let big = vec![b' '; 70_000];
+    let r = send(
+        &shim,
+        true,
+        req("POST", "/api/v1/chat/threads")
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::from(big)))
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
+
+    // a valid JWT reaches the database step, which is down: 503 within a bounded time
+    let t = Instant::now();
+    let r = send(
+        &shim,
+        false,
+        req("POST", "/api/v1/chat/threads")
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::from_static(b"{\"target_user_ids\": []}")))
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 503, "UNAVAILABLE");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    assert!(r.headers.contains_key("server-timing"));
+    let r = send(
+        &shim,
+        false,
+        req("GET", "/ready").body(empty()).expect("req"),
+    )
+    .await;
+    assert_error(&r, 503, "UNAVAILABLE");
+    // the event stream answers a plain JSON error when its first poll fails
+    let r = send(
+        &shim,
+        false,
+        req("GET", "/api/v1/chat/threads/x/events/stream")
+            .header("authorization", &bearer)
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 503, "UNAVAILABLE");
+
+    // metrics
+    let r = send(
+        &shim,
+        false,
+        req("GET", "/metrics").body(empty()).expect("req"),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        text.contains("ama_shim_requests_total{route=\"health\",status=\"200\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ama_shim_auth_total{kind=\"agent\",outcome=\"rejected\"}"),
+        "{text}"
+    );
+    assert!(text.contains("ama_shim_pool_max_size 16"));
+
+    // plain HTTP on the TLS port: short 400, then close
+    let addr = shim.addr.clone();
+    let plain = tokio::task::spawn_blocking(move || {
+        let mut s = StdTcp::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+    .await
+    .expect("join");
+    assert!(plain.starts_with("HTTP/1.1 400 Bad Request"), "{plain}");
+    assert!(plain.contains("HTTPS is required"));
+
+    // nothing secret in the logs
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = shim.logs.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(logs.contains("request"));
+    for secret in [SECRET, token.as_str(), "db-password-xyz", "ama_eat_1234"] {
+        assert!(!logs.contains(secret), "secret leaked into logs");
+    }
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut shim = start("term", &[]);
+    let pid = shim.child.id().to_string();
+    let st = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = shim.child.try_wait() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "shim did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_reloads_certificate() {
+    let shim = start("hup", &[]);
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("cert");
+    std::fs::write(shim.dir.join("cert.pem"), ck.cert.pem()).expect("cert");
+    std::fs::write(shim.dir.join("key.pem"), ck.signing_key.serialize_pem()).expect("key");
+    let st = Command::new("kill")
+        .args(["-HUP", &shim.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let new_pem = ck.cert.pem();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let ok = rt.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(&shim.addr).await.ok()?;
+            let name = rustls_pki_types::ServerName::try_from("127.0.0.1").ok()?;
+            tokio_rustls::TlsConnector::from(tls_config(&new_pem, &[b"http/1.1"]))
+                .connect(name, tcp)
+                .await
+                .ok()
+        });
+        if ok.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new certificate never served");
+    }
+}
+
+#[test]
+fn startup_errors_are_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ama-shim"))
+        .args([
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .args([
+            "--database-url",
+            "postgres://a:secretpw@127.0.0.1:1/x",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ama-shim: error: cannot read TLS certificate"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    assert!(!err.contains("secretpw"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ama-shim"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--tls-cert",
+        "--database-url",
+        "--jwks-url",
+        "--trusted-proxies",
+        "AMA_BODY_LIMIT",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
