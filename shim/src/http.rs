@@ -577,18 +577,20 @@ where
         Value::Null
     };
     let args = json!({"path": routes::params_json(params), "query": query, "body": body});
+    let db_start = Instant::now();
     let result = app
         .db
         .request(name, cred.kind(), cred.raw(), cred.claims(), ip, &args)
         .await;
-    let (mut resp, db) = match result {
-        Ok((env, db)) => {
-            app.metrics.db_latency(db);
+    let db = db_start.elapsed();
+    let mut resp = match result {
+        Ok((env, call)) => {
+            app.metrics.db_latency(call);
             record_auth(app, &cred, env.status);
             out.principal = env.principal.clone();
-            (envelope_response(app, &env, rid), db)
+            envelope_response(app, &env, rid)
         }
-        Err(e) => (db_error_response(app, &e, rid), Duration::ZERO),
+        Err(e) => db_error_response(app, &e, rid),
     };
     set(
         &mut resp,
