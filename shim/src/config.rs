@@ -93,7 +93,8 @@ pub struct Cli {
     /// Time allowed for the TLS handshake and for reading a request head (slowloris), in ms [default: 10000].
     #[arg(long, env = "AMA_HEADER_READ_TIMEOUT_MS")]
     pub header_read_timeout_ms: Option<u64>,
-    /// Time allowed for a whole request (reading the body and the database call), in ms [default: 30000].
+    /// Time allowed for reading a request body (408 after it), in ms; the database call is bounded
+    /// separately by the pool and statement timeouts [default: 30000].
     #[arg(long, env = "AMA_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
     /// Maximum concurrent client connections [default: 10000].
@@ -270,6 +271,7 @@ impl Config {
             .max_connections
             .or(file.max_connections)
             .unwrap_or(10_000);
+        let max_connections = max_connections.min(1_000_000);
         if pool_size == 0 || max_connections == 0 {
             return Err("pool_size and max_connections must be at least 1".into());
         }

@@ -286,6 +286,10 @@ where
     let mut resp = route(&app, req, peer, &rid, start, &mut out).await;
     set(&mut resp, X_REQUEST_ID, &rid);
     let status = resp.status().as_u16();
+    if status == 429 && !resp.headers().contains_key(RETRY_AFTER) {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     app.metrics.request(out.route, status);
     tracing::info!(
         request_id = %rid,
