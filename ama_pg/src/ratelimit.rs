@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::{errors, gucs};
 
-/// Slots per group (one probe sequence).
+/// Slots per group (one probe sequence; a group is eight 72-byte slots plus its lock).
 const GROUP: usize = 8;
 /// Display bytes kept per key.
 const KEY_BYTES: usize = 40;
@@ -32,6 +32,8 @@ const MAGIC: u64 = 0x616d_615f_726c_0001;
 struct Slot {
     fp: u64,
     tat: u64,
+    /// Emission interval of the policy when `tat` was stored (to rescale after a change).
+    interval: u64,
     policy: u16,
     key_len: u8,
     /// bit 0: a denial of the current episode was already audited.
@@ -218,12 +220,22 @@ pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome 
                 let n = bytes.len().min(KEY_BYTES);
                 let mut k = [0u8; KEY_BYTES];
                 k[..n].copy_from_slice(&bytes[..n]);
-                slots[victim] =
-                    Slot { fp, tat: 0, policy: policy_id, key_len: n as u8, flags: 0, _pad: 0, key: k };
+                slots[victim] = Slot {
+                    fp,
+                    tat: 0,
+                    interval: 0,
+                    policy: policy_id,
+                    key_len: n as u8,
+                    flags: 0,
+                    _pad: 0,
+                    key: k,
+                };
                 victim
             }
         };
         let slot = &mut slots[idx];
+        slot.tat = gcra::rescale(slot.tat, now, slot.interval, policy.interval());
+        slot.interval = policy.interval();
         let decision = policy.decide(slot.tat, now, cost);
         slot.tat = decision.tat;
         let first_denial = !decision.allowed && slot.flags & 1 == 0;

@@ -229,7 +229,7 @@ fn request(
     credential_kind: Option<&str>,
     credential: Option<&str>,
     claims: Option<JsonB>,
-    client_ip: Option<&str>,
+    client_ip: Option<pgrx::datum::Inet>,
     args: Option<JsonB>,
 ) -> JsonB {
     let route_name = route_name.unwrap_or_else(|| errors::null_input("route must not be NULL"));
@@ -241,7 +241,7 @@ fn request(
         );
     };
     let ip = client_ip
-        .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+        .and_then(|s| s.0.split('/').next().and_then(|a| a.parse::<std::net::IpAddr>().ok()))
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".to_string());
     let ip_key = format!("ip:{ip}");

@@ -110,6 +110,17 @@ impl Policy {
     }
 }
 
+/// Carries a key's state over to a changed policy: the requests it has used up (its backlog
+/// divided by the old interval) now cost the new interval each. Without this, raising a limit
+/// would not help a key that already used its old allowance until the old backlog drained.
+pub fn rescale(tat: u64, now: u64, old_interval: u64, new_interval: u64) -> u64 {
+    if old_interval == 0 || old_interval == new_interval || tat <= now {
+        return tat;
+    }
+    let backlog = u128::from(tat - now) * u128::from(new_interval) / u128::from(old_interval);
+    now.saturating_add(u64::try_from(backlog).unwrap_or(u64::MAX))
+}
+
 /// Rounds nanoseconds up to whole seconds, as `Retry-After` and `RateLimit` want.
 pub fn ceil_secs(ns: u64) -> u64 {
     ns.div_ceil(NS_PER_SEC)
@@ -189,6 +200,27 @@ mod tests {
         let p = Policy::new(5, MIN, 1).unwrap();
         let now = 1_000 * NS_PER_SEC;
         assert_eq!(p.decide(3, now, 1), p.decide(0, now, 1));
+    }
+
+    #[test]
+    fn rescale_keeps_the_number_of_requests_used() {
+        let old = Policy::new(1, MIN, 0).unwrap();
+        let new = Policy::new(100, MIN, 0).unwrap();
+        let now = 10 * NS_PER_SEC;
+        let (tat, n) = run(&old, now, 2);
+        assert_eq!(n, 1);
+        let tat = rescale(tat, now, old.interval(), new.interval());
+        assert_eq!(tat, now + new.interval());
+        let d = new.decide(tat, now, 1);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 98);
+        // lowering the limit makes past requests weigh more
+        let (tat, _) = run(&new, now, 50);
+        let tat = rescale(tat, now, new.interval(), old.interval());
+        assert!(!old.decide(tat, now, 1).allowed);
+        // idle keys and unchanged policies are untouched
+        assert_eq!(rescale(5, now, 1, 2), 5);
+        assert_eq!(rescale(now + 7, now, 3, 3), now + 7);
     }
 
     #[test]

@@ -1,1 +1,12 @@
+//! Test and development support for ama_pg: a throwaway PostgreSQL cluster ([`cluster`]),
+//! development credentials ([`dev`]) and a small HTTPS client for end-to-end tests ([`client`]).
 
+pub mod client;
+pub mod cluster;
+pub mod dev;
+
+/// One line on stderr and exit status 2: the harness's way to fail without a stack trace.
+pub fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("ama-harness: {message}");
+    std::process::exit(2)
+}

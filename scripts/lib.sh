@@ -1,0 +1,128 @@
+# Shared by ./ama run and ./ama test. Every failure prints one line saying what is wrong and how
+# to fix it, then exits non-zero.
+
+PGRX_VERSION=0.18.1
+PG_MAJOR=15
+PG_CONFIG="${AMA_PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}"
+APT_PACKAGES=(
+  "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
+  libtap-parser-sourcehandler-pgtap-perl postgresql-client-$PG_MAJOR
+  clang libclang-dev pkg-config build-essential ca-certificates openssl curl
+)
+
+die() { echo "ama: $*" >&2; exit 1; }
+step() { echo "==> $*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -n true 2>/dev/null || echo "ama: sudo may ask for your password to run: $*" >&2
+    sudo "$@"
+  else
+    die "this step needs root and sudo is missing: install sudo (as root: apt-get install sudo) or run as root"
+  fi
+}
+
+ensure_apt_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install these packages by hand: ${missing[*]}"
+  step "installing apt packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+    || die "apt-get update failed: check the network or the apt sources"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+}
+
+ensure_cargo_pgrx() {
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
+  if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+    step "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet \
+      || die "cargo install cargo-pgrx $PGRX_VERSION failed"
+  fi
+  if ! grep -qs "pg$PG_MAJOR" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+    step "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
+    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG" >/dev/null || die "cargo pgrx init failed"
+  fi
+}
+
+# As a non-root user, pgrx writes the extension's files into PostgreSQL's system directories;
+# create them once with sudo and hand them to the user, so later installs need no sudo.
+ensure_extension_files_writable() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  local version share lib files=()
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+  share="$("$PG_CONFIG" --sharedir)/extension"
+  lib="$("$PG_CONFIG" --pkglibdir)"
+  files=("$share/ama_pg.control" "$share/ama_pg--$version.sql" "$lib/ama_pg.so")
+  for f in "${files[@]}"; do
+    if [ ! -w "$f" ]; then
+      as_root install -m 0644 -o "$(id -u)" -g "$(id -g)" /dev/null "$f" || die "cannot create $f"
+    fi
+  done
+}
+
+ensure_prereqs() {
+  ensure_apt_packages
+  ensure_cargo_pgrx
+  ensure_extension_files_writable
+}
+
+install_extension() {
+  step "building and installing the ama_pg extension (release)"
+  cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null \
+    || die "cargo pgrx install failed (run it by hand to see why: cargo pgrx install --release -p ama_pg)"
+}
+
+run_system() {
+  install_extension
+  step "building ama-shim and the harness (release)"
+  cargo build --release -p ama-shim -p ama-tests --quiet || die "cargo build failed"
+  step "starting PostgreSQL and ama-shim"
+  AMA_SHIM_BIN=target/release/ama-shim exec target/release/ama-harness dev
+}
+
+# A writable, unprivileged directory for pgrx's #[pg_test] cluster.
+pg_test_dir() {
+  local d
+  d=$(mktemp -d /tmp/ama-pgrx-test-XXXXXX)
+  chmod 755 "$d"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$d"
+  echo "$d"
+}
+
+run_tests() {
+  local failed=()
+  step "unit tests (ama_core, ama-shim)"
+  cargo test -p ama_core -p ama-shim || failed+=("unit")
+
+  step "#[pg_test] (ama_pg inside PostgreSQL)"
+  local d; d=$(pg_test_dir)
+  trap 'rm -rf "$d"' EXIT
+  if [ "$(id -u)" -eq 0 ]; then
+    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$d/data" || failed+=("pg_test")
+  else
+    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --pgdata "$d/data" || failed+=("pg_test")
+  fi
+
+  # pg_test installed a test build; the other layers need the real one.
+  install_extension
+
+  step "SQL suite (pgTAP through pg_prove, as the real request roles)"
+  cargo build -p ama-tests -p ama-shim --quiet || die "cargo build failed"
+  target/debug/ama-harness exec -- pg_prove --ext .sql -r tests/sql || failed+=("pgTAP")
+
+  step "end-to-end tests (PostgreSQL + ama-shim over TLS)"
+  AMA_SHIM_BIN="$PWD/target/debug/ama-shim" cargo test -p ama-tests || failed+=("e2e")
+
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "ama test: FAILED layers: ${failed[*]}" >&2
+    return 1
+  fi
+  echo "ama test: all layers passed"
+}

@@ -1,0 +1,111 @@
+//! A small HTTPS client for end-to-end tests: real TLS (rustls), HTTP/1.1, one connection per
+//! request unless a [`Conn`] is kept. The shim's development certificate is trusted explicitly.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// A response: status, headers and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The body as JSON (Null when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Client configuration trusting one PEM certificate.
+pub fn tls_config(cert_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(cert_pem.as_bytes()).flatten() {
+        let _ = roots.add(c);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// The shim's address and trusted certificate.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: String,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl Client {
+    pub fn new(addr: &str, cert_pem: &str) -> Self {
+        Client { addr: addr.to_string(), tls: tls_config(cert_pem, &[b"http/1.1"]) }
+    }
+
+    /// Sends one request on a new TLS connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Response> {
+        let tcp = TcpStream::connect(&self.addr).await?;
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(std::io::Error::other)?;
+        let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
+        Ok(Response { status, headers, body })
+    }
+
+    /// GET with an optional bearer token.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.send("GET", path, &headers, None).await.expect("GET")
+    }
+
+    /// A JSON request with an optional bearer token.
+    pub async fn json(&self, method: &str, path: &str, bearer: Option<&str>, body: &serde_json::Value) -> Response {
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let bytes = serde_json::to_vec(body).expect("json");
+        self.send(method, path, &headers, Some(&bytes)).await.expect("request")
+    }
+}
