@@ -12,7 +12,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ama FROM PUBLIC;
 GRANT USAGE ON SCHEMA ama TO anon, authenticated, service_role, ama_service, ama_admin, ama_authenticator;
 
 -- Only the shim's login role may enter a request.
-GRANT EXECUTE ON FUNCTION ama.request(text, text, text, jsonb, text, jsonb) TO ama_authenticator;
+GRANT EXECUTE ON FUNCTION ama.request(text, text, text, jsonb, inet, jsonb) TO ama_authenticator;
 
 -- Context helpers and the policy helpers the policies call, for every role that runs under RLS.
 GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal_kind(), ama.current_plan(),
@@ -50,7 +50,8 @@ GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_ag
 GRANT EXECUTE ON FUNCTION ama.set_plan(uuid, text), ama.admin_revoke_agent_token(uuid), ama.admin_list_agent_tokens(),
     ama.create_internal_key(text), ama.revoke_internal_key(text), ama.list_internal_keys(),
     ama.audit_events(timestamptz, integer), ama.impersonate(text),
-    ama.rate_limit_reset(text, text), ama._rate_buckets(), ama._rate_counters(), ama.rate_limit_ledger()
+    ama.rate_limit_reset(text, text), ama._rate_buckets(), ama._rate_counters(), ama.rate_limit_ledger(),
+    ama.sqlstate_http_map()
     TO ama_admin;
 
 -- DBAs may act as the request roles inside ama.impersonate() sessions.

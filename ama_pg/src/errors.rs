@@ -23,3 +23,20 @@ pub fn unauthorized() -> ! {
         "invalid or expired credential"
     );
 }
+
+/// The SQLSTATE-to-HTTP table the shim uses (`ama_core::errors`), for DBAs and tests: exact
+/// SQLSTATEs first, then classes (`22...`), then the default.
+#[pg_extern(immutable, parallel_safe, name = "sqlstate_http_map")]
+fn sqlstate_http_map() -> TableIterator<
+    'static,
+    (name!(sqlstate, String), name!(http_status, i32), name!(error_code, String)),
+> {
+    use ama_core::errors::{CLASSES, DEFAULT, EXACT};
+    let rows: Vec<_> = EXACT
+        .iter()
+        .map(|(s, m)| (s.to_string(), i32::from(m.status), m.code.to_string()))
+        .chain(CLASSES.iter().map(|(c, m)| (format!("{c}..."), i32::from(m.status), m.code.to_string())))
+        .chain(std::iter::once(("*".to_string(), i32::from(DEFAULT.status), DEFAULT.code.to_string())))
+        .collect();
+    TableIterator::new(rows)
+}

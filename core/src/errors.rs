@@ -12,10 +12,6 @@ pub const NOT_FOUND: &str = "AM404";
 pub const CONFLICT: &str = "AM409";
 /// Rate limit exceeded (429 RATE_LIMITED).
 pub const RATE_LIMITED: &str = "AM429";
-/// Route not found (404 NOT_FOUND).
-pub const UNKNOWN_ROUTE: &str = "AM400";
-/// The rate limiter needs `shared_preload_libraries` (500 INTERNAL_ERROR).
-pub const NOT_PRELOADED: &str = "AM500";
 /// Invalid credential: malformed, unknown, revoked or expired token (401 UNAUTHORIZED).
 pub const UNAUTHORIZED: &str = "28000";
 /// Missing capability or privilege (403 FORBIDDEN).
@@ -38,10 +34,9 @@ const fn e(status: u16, code: &'static str) -> HttpError {
 pub const EXACT: &[(&str, HttpError)] = &[
     (PLAN_REQUIRED, e(403, "FORBIDDEN")),
     (NOT_FOUND, e(404, "NOT_FOUND")),
-    (UNKNOWN_ROUTE, e(404, "NOT_FOUND")),
     (CONFLICT, e(409, "CONFLICT")),
     (RATE_LIMITED, e(429, "RATE_LIMITED")),
-    (NOT_PRELOADED, e(500, "INTERNAL_ERROR")),
+    ("0A000", e(501, "NOT_IMPLEMENTED")),
     ("28000", e(401, "UNAUTHORIZED")),
     ("28P01", e(401, "UNAUTHORIZED")),
     ("42501", e(403, "FORBIDDEN")),
@@ -86,6 +81,7 @@ pub fn code_for_status(status: u16) -> &'static str {
         403 => "FORBIDDEN",
         404 => "NOT_FOUND",
         405 => "METHOD_NOT_ALLOWED",
+        501 => "NOT_IMPLEMENTED",
         408 => "REQUEST_TIMEOUT",
         409 => "CONFLICT",
         429 => "RATE_LIMITED",
