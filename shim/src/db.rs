@@ -51,7 +51,7 @@ impl Envelope {
         let status = o
             .get("status")
             .and_then(Value::as_u64)
-            .filter(|s| (100..=599).contains(s))? as u16;
+            .filter(|s| (200..=599).contains(s))? as u16;
         let body = o.remove("body").unwrap_or(Value::Null);
         let rate = o.get("rate").filter(|r| r.is_object()).map(|r| Rate {
             policy: r
@@ -276,6 +276,7 @@ mod tests {
             Envelope::parse(json!({"status": 200, "body": [1], "rate": null})).expect("envelope");
         assert_eq!((e.status, e.rate, e.principal), (200, None, None));
         assert!(Envelope::parse(json!({"status": 42})).is_none());
+        assert!(Envelope::parse(json!({"status": 101})).is_none());
         assert!(Envelope::parse(json!({"body": 1})).is_none());
         assert!(Envelope::parse(json!("x")).is_none());
     }

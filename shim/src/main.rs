@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use ama_shim::config::{Config, LogFormat};
 
 fn init_logging(cfg: &Config) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+    // tokio-postgres logs statement parameters (tokens, claims) at debug level: never below info
+    let directives = format!("{},tokio_postgres=info", cfg.log_level);
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .map_err(|e| format!("invalid log_level `{}`: {e}", cfg.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

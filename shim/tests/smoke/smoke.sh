@@ -20,7 +20,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W
 SECRET=$(printf 'x%.0s' {1..40})
 "$BIN" --listen 127.0.0.1:58443 --tls-cert "$W/cert.pem" --tls-key "$W/key.pem" \
   --database-url "postgres://authenticator:authpw@127.0.0.1:$PORT/postgres" --jwt-secret "$SECRET" \
-  --db-statement-timeout-ms 2000 >"$W/shim.log" 2>&1 &
+  --db-statement-timeout-ms 2000 --log-level debug >"$W/shim.log" 2>&1 &
 SHIM=$!
 trap 'kill $SHIM 2>/dev/null; runuser -u postgres -- pg_ctl -D "$W/data" -m immediate stop >/dev/null 2>&1; rm -rf "$W"' EXIT
 sleep 1
@@ -44,4 +44,8 @@ runuser -u postgres -- pg_ctl -D "$W/data" -m fast stop >/dev/null
 [ "$(code "$U/api/v1/chat/threads/$TH" -H "Authorization: Bearer $T")" = 503 ]
 pgstart; sleep 1
 [ "$(code "$U/api/v1/chat/threads/$TH" -H "Authorization: Bearer $T")" = 200 ]
+grep -q '"request"\|request' "$W/shim.log"
+! grep -qF "$T" "$W/shim.log"
+! grep -qF "$SECRET" "$W/shim.log"
+! grep -qF "authpw" "$W/shim.log"
 echo "smoke OK"
