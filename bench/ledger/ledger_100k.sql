@@ -1,0 +1,2 @@
+\set k random(1, 100000)
+SELECT allowed FROM ama.rate_limit('bench', 'ip:' || :k);

@@ -1,0 +1,1 @@
+SELECT allowed FROM ama.rate_limit('bench', 'ip:hot');

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Ledger benchmark (issue 4). Runs inside `ama-harness exec`; see bench/run.sh.
+set -euo pipefail
+BENCH_DIR=$(cd "$(dirname "$0")/.." && pwd)
+source "$BENCH_DIR/lib/common.sh"
+L=$BENCH_DIR/ledger
+RAW=$RESULTS/ledger-raw.txt
+SWEEP=$RESULTS/ledger-keys-raw.txt
+OUT=$RESULTS/ledger.txt
+: >"$RAW"; : >"$SWEEP"
+
+# --- a private redis on a free loopback port ---------------------------------------------------
+REDIS_PORT=""
+for p in $(seq 16379 16479); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then REDIS_PORT=$p; break; fi
+done
+[ -n "$REDIS_PORT" ] || { log "no free port for redis"; exit 1; }
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --logfile "$RESULTS/redis.log" &
+REDIS_PID=$!
+trap 'kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+REDIS_VERSION=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info server | awk -F: '/^redis_version/{print $2}' | tr -d '\r')
+SHA=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" script load "$(cat "$L/gcra.lua")")
+# Same policy as 'bench': 2e9 per hour, burst 1000, cost 1.
+GCRA_ARGS=(2000000000 3600 1000 1)
+# sanity: allowed, and a denying policy denies
+[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" evalsha "$SHA" 1 sanity "${GCRA_ARGS[@]}" | head -1)" = 1 ]
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" evalsha "$SHA" 1 sanity2 1 3600 0 1 >/dev/null
+[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" evalsha "$SHA" 1 sanity2 1 3600 0 1 | head -1)" = 0 ]
+
+# redis_run NAME N KEYSPEC [-r R] -> "rps avg_latency_ms"
+redis_run() {
+    local name=$1 n=$2 key=$3; shift 3
+    mkdir -p "$RESULTS/redis"
+    local out="$RESULTS/redis/$name.$(date +%s%N).csv"
+    redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -c "$CLIENTS" --threads "$THREADS" -n "$n" "$@" --csv \
+        EVALSHA "$SHA" 1 "$key" "${GCRA_ARGS[@]}" >"$out" 2>&1
+    awk -F'"' 'NR==2 {print $4, $6}' "$out"
+}
+# redis-benchmark has no duration option: size -n so a run lasts about BENCH_SECS.
+calib() { local rps; rps=$(redis_run calib 20000 "$@" | awk '{print int($1)}'); echo $(( rps * BENCH_SECS )); }
+
+# --- fixtures ----------------------------------------------------------------------------------
+q -f "$L/setup.sql"
+q -c "SELECT * FROM ama.rate_limit('bench', 'ip:probe')" >/dev/null
+N_100K=$(calib 'key:__rand_int__' -r 100000)
+N_HOT=$(calib 'key:hot')
+log "redis $REDIS_VERSION on port $REDIS_PORT; -n $N_100K (100k keys), $N_HOT (hot)"
+
+counters() { q -c "SELECT coalesce(sum(allowed),0) || ' ' || coalesce(sum(denied),0) FROM ama.rate_limit_counters WHERE policy = '$1'"; }
+
+# --- main comparison, interleaved rounds -------------------------------------------------------
+VARIANTS=(select1 ledger_100k ledger_hot ledger_deny counter_100k counter_hot redis_100k redis_hot)
+for r in $(seq 1 "$BENCH_ROUNDS"); do
+    for v in "${VARIANTS[@]}"; do
+        case $v in
+            redis_100k) res=$(redis_run "$v" "$N_100K" 'key:__rand_int__' -r 100000) ;;
+            redis_hot)  res=$(redis_run "$v" "$N_HOT" 'key:hot') ;;
+            ledger_deny)
+                before=$(counters bench_deny)
+                res=$(pgbench_run "$v" "$L/$v.sql")
+                after=$(counters bench_deny)
+                read -r a0 d0 <<<"$before"; read -r a1 d1 <<<"$after"
+                echo "$r $v denied_fraction $(awk -v a=$((a1 - a0)) -v d=$((d1 - d0)) 'BEGIN{print (a+d) ? d/(a+d) : 0}')" >>"$RAW" ;;
+            *) res=$(pgbench_run "$v" "$L/$v.sql") ;;
+        esac
+        read -r tps lat <<<"$res"
+        echo "$r $v tps $tps" >>"$RAW"; echo "$r $v lat_ms $lat" >>"$RAW"
+        log "round $r $v: $tps tps, $lat ms"
+    done
+done
+# the counter table after the run (bloat etc.)
+q -c "SELECT pg_size_pretty(pg_total_relation_size('bench.counters')) || ', ' || count(*) || ' rows' FROM bench.counters" >"$RESULTS/ledger-counters-table.txt"
+MEM_DEFAULT=$(q -c "SELECT (SELECT slots FROM ama.rate_limit_ledger()) || ' slots, ' || pg_size_pretty(size) || ' (' || size || ' bytes)' FROM pg_shmem_allocations WHERE name = 'ama_pg rate-limit ledger'")
+EVICT_DEFAULT=$(q -c "SELECT live_evictions FROM ama.rate_limit_ledger()")
+
+# --- key-count sweep with 2^21 slots -----------------------------------------------------------
+q -c "ALTER SYSTEM SET ama.ratelimit_slots = 2097152"
+restart_server
+for _ in $(seq 50); do q -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+MEM_BIG=$(q -c "SELECT (SELECT slots FROM ama.rate_limit_ledger()) || ' slots, ' || pg_size_pretty(size) || ' (' || size || ' bytes)' FROM pg_shmem_allocations WHERE name = 'ama_pg rate-limit ledger'")
+q -c "SELECT slots, live_evictions, generation FROM ama.rate_limit_ledger()" >"$RESULTS/ledger-shmem.txt"
+q -c "SELECT name, size, allocated_size FROM pg_shmem_allocations WHERE name = 'ama_pg rate-limit ledger'" >>"$RESULTS/ledger-shmem.txt"
+KEYS=(1000 10000 100000 1000000)
+for r in $(seq 1 "$BENCH_ROUNDS"); do
+    res=$(pgbench_run sweep_select1 "$L/select1.sql"); read -r tps lat <<<"$res"
+    echo "$r select1 tps $tps" >>"$SWEEP"; log "sweep round $r select1: $tps tps"
+    for k in "${KEYS[@]}"; do
+        res=$(pgbench_run "sweep_$k" "$L/ledger_keys.sql" -D nkeys="$k"); read -r tps lat <<<"$res"
+        echo "$r keys_$k tps $tps" >>"$SWEEP"; echo "$r keys_$k lat_ms $lat" >>"$SWEEP"
+        echo "$r keys_$k evictions $(q -c 'SELECT live_evictions FROM ama.rate_limit_ledger()')" >>"$SWEEP"
+        log "sweep round $r keys=$k: $tps tps"
+    done
+done
+
+# --- report ------------------------------------------------------------------------------------
+med() { get_vals "$1" "$2" "$3" | median; }
+{
+    echo "## Ledger (issue 4): $CLIENTS clients, -j $THREADS, ${BENCH_SECS}s x $BENCH_ROUNDS rounds, median; redis $REDIS_VERSION"
+    echo
+    echo "| variant | median TPS | median latency ms |"
+    echo "|---|---:|---:|"
+    for v in "${VARIANTS[@]}"; do
+        echo "| $v | $(fmt "$(med "$RAW" "$v" tps)" 0) | $(fmt "$(med "$RAW" "$v" lat_ms)" 3) |"
+    done
+    echo
+    echo "ledger_deny: median fraction of calls denied = $(fmt "$(med "$RAW" ledger_deny denied_fraction)" 3)"
+    echo
+    echo "| ratio (median of per-round ratios) | value | goal | verdict |"
+    echo "|---|---:|---:|---|"
+    row() { local x; x=$(ratio_median "$RAW" "$2" "$3" tps); echo "| $1 | $(fmt "$x" 2) | $4 $5 | $(verdict "$x" "$4" "$5") |"; }
+    row "ledger 100k keys / SELECT 1" ledger_100k select1 ">=" 0.8
+    row "ledger hot key / SELECT 1" ledger_hot select1 ">=" 0.6
+    row "ledger 100k keys (denying) / SELECT 1" ledger_deny select1 ">=" 0.8
+    row "ledger hot key / counter table hot key" ledger_hot counter_hot ">=" 10
+    row "ledger 100k keys / counter table 100k keys" ledger_100k counter_100k ">=" 1
+    row "ledger 100k keys / redis GCRA 100k keys" ledger_100k redis_100k ">=" 1.0
+    row "ledger hot key / redis GCRA hot key" ledger_hot redis_hot ">=" 1.0
+    row "SELECT 1 / redis GCRA 100k keys (the ceiling)" select1 redis_100k ">=" 0
+    echo
+    echo "### Key-count sweep (ama.ratelimit_slots = 2097152)"
+    echo
+    echo "| keys | median TPS | / SELECT 1 | live evictions after run |"
+    echo "|---:|---:|---:|---:|"
+    for k in "${KEYS[@]}"; do
+        echo "| $k | $(fmt "$(med "$SWEEP" "keys_$k" tps)" 0) | $(fmt "$(ratio_median "$SWEEP" "keys_$k" select1 tps)" 2) | $(get_vals "$SWEEP" "keys_$k" evictions | tail -1) |"
+    done
+    echo "| SELECT 1 | $(fmt "$(med "$SWEEP" select1 tps)" 0) | 1.00 | |"
+    spread=$(for k in "${KEYS[@]}"; do med "$SWEEP" "keys_$k" tps; done | sort -g | awk 'NR==1{mn=$1} {mx=$1} END{print mx/mn}')
+    echo
+    echo "max/min median TPS across key counts: $(fmt "$spread" 2) (goal <= 1.5: $(verdict "$spread" "<=" 1.5))"
+    echo
+    echo "Shared memory ('ama_pg rate-limit ledger' in pg_shmem_allocations), fixed at startup:"
+    echo "- default ama.ratelimit_slots: $MEM_DEFAULT; live evictions after the main runs: $EVICT_DEFAULT"
+    echo "- ama.ratelimit_slots = 2097152: $MEM_BIG"
+    echo
+    echo "Counter table after the runs: $(cat "$RESULTS/ledger-counters-table.txt")"
+} >"$OUT"
+cat "$OUT"
