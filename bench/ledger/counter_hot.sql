@@ -1,5 +1,5 @@
 INSERT INTO bench.counters AS c (k, n, window_start)
-VALUES ('ip:hot', 1, date_trunc('minute', now()))
+VALUES ('hot-ip', 1, date_trunc('minute', now()))
 ON CONFLICT (k) DO UPDATE
    SET n = CASE WHEN c.window_start = excluded.window_start THEN c.n + 1 ELSE 1 END,
        window_start = excluded.window_start

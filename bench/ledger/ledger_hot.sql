@@ -1,1 +1,1 @@
-SELECT allowed FROM ama.rate_limit('bench', 'ip:hot');
+SELECT allowed FROM ama.rate_limit('bench', 'hot-ip');
