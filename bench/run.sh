@@ -51,11 +51,18 @@ if [[ " ${SUITES[*]} " == *" ledger "* ]] && ! command -v redis-benchmark >/dev/
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
     else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; fi
 fi
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-    # Someone may have installed a debug build since the last run: always reinstall (incremental).
+SO=$("$PG_CONFIG" --pkglibdir)/ama_pg.so
+install_release() {
     log "installing ama_pg (release) into $("$PG_CONFIG" --pkglibdir)"
     cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >"$ROOT/target/bench-install.log" 2>&1 || {
         tail -30 "$ROOT/target/bench-install.log" >&2; exit 1; }
+}
+# A debug build of ama_pg.so is tens of MB, a release build under 10 MB.
+so_size() { stat -c %s "$SO" 2>/dev/null || echo 0; }
+looks_release() { local n; n=$(so_size); [ "$n" -gt 0 ] && [ "$n" -lt 20000000 ]; }
+if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+    # Someone may have installed a debug build since the last run: always reinstall (incremental).
+    install_release
     log "building the harness (release)"
     cargo build --release -q -p ama-tests
 fi
@@ -81,6 +88,10 @@ echo
 status=0
 for s in "${SUITES[@]}"; do
     log "suite $s"
+    # other engineers may reinstall a debug build at any time: check right before each cluster starts
+    if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ] && ! looks_release; then install_release; fi
+    looks_release || log "WARNING: $SO ($(so_size) bytes) does not look like a release build"
+    echo "$s: ama_pg.so $(so_size) bytes, $(stat -c %y "$SO" | cut -d. -f1)" >>"$RESULTS/machine.txt"
     : >"$RESULTS/$s.log"
     # progress (stderr) to the terminal and the log; the suite's table (stdout) to the log
     if ! { "$HARNESS" exec -- bash "$ROOT/bench/lib/$s.sh" 2>&1 1>>"$RESULTS/$s.log" | tee -a "$RESULTS/$s.log" >&2; }; then

@@ -24,11 +24,11 @@ SELECT bench.id('00000000-0000-4000-8000-', t)::uuid, 'private', bench.id('00000
   FROM generate_series(1, :nthreads) t;
 INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
 SELECT bench.id('00000000-0000-4000-8000-', t)::uuid, bench.id('user:00000000-0000-4000-8000-', t % :nusers), 'user',
-       '{read,send,run,manage}'
+       '{read,send,run,manage}'::text[]
   FROM generate_series(1, :nthreads) t
 UNION ALL
 SELECT bench.id('00000000-0000-4000-8000-', t)::uuid, bench.id('agent:00000000-0000-4000-a000-', t % :nusers), 'agent',
-       '{read,send}'
+       '{read,send}'::text[]
   FROM generate_series(1, :nthreads) t;
 
 -- Bulk load: the seq and notify triggers are off, thread_seq is set directly (threads.last_seq above).
