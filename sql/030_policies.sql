@@ -25,7 +25,7 @@ AS $$
                     WHERE p.thread_id = thread AND p.actor_id = ama.actor_id())
 $$;
 
--- Whether the current actor may add participants: it manages the thread, or created it in this transaction.
+-- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (fix: an xmin test missed rows made in a subtransaction).
 CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog
@@ -33,7 +33,7 @@ AS $$
     SELECT 'manage' = ANY (coalesce(ama._my_caps(thread), '{}'))
         OR EXISTS (SELECT 1 FROM ama.threads t
                     WHERE t.thread_id = thread AND t.created_by = ama.actor_id()
-                      AND t.xmin = pg_current_xact_id()::xid)
+                      AND NOT EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id))
 $$;
 
 -- The current principal's plan (an agent acts on its owner's plan), NULL for others.
@@ -80,19 +80,22 @@ CREATE POLICY services_manage_actors ON ama.actors FOR ALL
     USING ((SELECT ama.principal_kind()) = 'service')
     WITH CHECK ((SELECT ama.principal_kind()) = 'service');
 
--- agent_profiles: a starter user reads and writes their own profile.
+-- agent_profiles: a starter user reads and writes their own profile, pointing only at an agent they own (fix: any agent could be claimed).
 CREATE POLICY starter_users_manage_own_agent_profile ON ama.agent_profiles FOR ALL
     USING (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')))
-    WITH CHECK (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')));
+    WITH CHECK (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter'))
+                AND EXISTS (SELECT 1 FROM ama.actors a
+                             WHERE a.actor_id = agent_profiles.agent_actor_id
+                               AND a.kind = 'agent' AND a.owner_user_id = (SELECT ama.uid())));
 
 -- threads: participants see the threads they take part in.
 CREATE POLICY participants_read_threads ON ama.threads FOR SELECT
     USING (EXISTS (SELECT 1 FROM ama.participants p
                     WHERE p.thread_id = threads.thread_id AND p.actor_id = (SELECT ama.actor_id())));
 
--- threads: a creator sees the thread it is creating (before its participant rows exist).
+-- threads: a creator sees the thread it is creating, until its participant rows exist (fix: the xmin test failed inside savepoints).
 CREATE POLICY creators_read_threads_they_create ON ama.threads FOR SELECT
-    USING (created_by = (SELECT ama.actor_id()) AND xmin = pg_current_xact_id()::xid);
+    USING (created_by = (SELECT ama.actor_id()) AND ama._can_add_participant(thread_id));
 
 -- threads: users and agents create private threads in their own name.
 CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
@@ -128,10 +131,11 @@ CREATE POLICY managers_change_capabilities ON ama.participants FOR UPDATE
     USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')))
     WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
 
--- participants: an actor updates its own read marker (column privileges limit it).
+-- participants: an actor updates its own read marker, never its own capabilities (fix: any participant could grant itself manage).
 CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
     USING (actor_id = (SELECT ama.actor_id()))
-    WITH CHECK (actor_id = (SELECT ama.actor_id()));
+    WITH CHECK (actor_id = (SELECT ama.actor_id())
+                AND capabilities IS NOT DISTINCT FROM ama._my_caps(thread_id));
 
 -- participants: managers remove participants.
 CREATE POLICY managers_remove_participants ON ama.participants FOR DELETE
@@ -174,20 +178,23 @@ CREATE POLICY starter_owners_issue_tokens ON ama.agent_tokens FOR INSERT
                              WHERE a.actor_id = agent_tokens.agent_actor_id
                                AND a.kind = 'agent' AND a.owner_user_id = (SELECT ama.uid())));
 
--- agent_tokens: a user revokes their own tokens.
+-- agent_tokens: a user revokes their own tokens, for good (fix: setting revoked_at back to NULL un-revoked a token).
 CREATE POLICY owners_revoke_own_tokens ON ama.agent_tokens FOR UPDATE
     USING (owner_user_id = (SELECT ama.uid()))
-    WITH CHECK (owner_user_id = (SELECT ama.uid()));
+    WITH CHECK (owner_user_id = (SELECT ama.uid()) AND revoked_at IS NOT NULL);
 
 -- internal_keys, visitor_tokens, visitors, audit_log, rate tables: no policy, so request roles
 -- see nothing; they are reached only through the SECURITY DEFINER API in 050/060.
 
--- Assigns thread_seq under the thread's row lock, so seqs have no gaps and no duplicates.
+-- Assigns thread_seq under the thread's row lock (no gaps, no duplicates); first refuses a sender without send (fix: it locked others' threads before RLS ran, and its AM404 let ids be probed).
 CREATE FUNCTION ama._assign_thread_seq() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog
 AS $$
 BEGIN
+    IF ama.principal_kind() <> 'service' AND NOT 'send' = ANY (coalesce(ama._my_caps(NEW.thread_id), '{}')) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'new row violates row-level security policy for table "messages"';
+    END IF;
     UPDATE ama.threads
        SET last_seq = last_seq + 1,
            last_message_at = now(),

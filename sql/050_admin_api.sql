@@ -106,7 +106,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(plan, 64));
     END IF;
     SELECT u.plan INTO old_plan FROM ama.users u WHERE u.user_id = upsert_user.user_id FOR UPDATE;
-    IF plan IS NOT NULL AND plan IS DISTINCT FROM old_plan THEN
+    IF plan IS NOT NULL AND old_plan IS NOT NULL AND plan IS DISTINCT FROM old_plan THEN
         PERFORM ama.rate_limit_enforce('plan_change', 'user:' || user_id::text);
     END IF;
     INSERT INTO ama.users AS u (user_id, email, display_name, plan)
@@ -120,7 +120,7 @@ BEGIN
     INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
     VALUES ('user:' || user_id::text, 'user', user_id, coalesce(display_name, email, ''))
     ON CONFLICT (actor_id) DO UPDATE SET display_name = coalesce(upsert_user.display_name, ama.actors.display_name);
-    IF result.plan IS DISTINCT FROM old_plan THEN
+    IF old_plan IS NOT NULL AND result.plan IS DISTINCT FROM old_plan THEN
         PERFORM ama._audit('plan_changed', 'user:' || user_id::text,
                            jsonb_build_object('from', old_plan, 'to', result.plan));
     END IF;
@@ -151,7 +151,7 @@ END
 $$;
 
 -- Issues an external agent token for an agent the current user owns (starter plan or higher); the raw token is returned once.
-CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, agent_display_name text DEFAULT NULL, expires_at timestamptz DEFAULT NULL)
+CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, display_name text DEFAULT NULL, valid_until timestamptz DEFAULT NULL)
 RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_name text, created_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog
@@ -166,21 +166,21 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user may issue agent tokens';
     END IF;
     PERFORM ama.require_plan('starter');
-    IF length(issue_agent_token.agent_display_name) > 200 THEN
+    IF length(display_name) > 200 THEN
         RAISE EXCEPTION USING ERRCODE = '22001', MESSAGE = 'agent_display_name is longer than 200 characters';
     END IF;
-    IF issue_agent_token.expires_at IS NOT NULL AND issue_agent_token.expires_at <= now() THEN
+    IF valid_until IS NOT NULL AND valid_until <= now() THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'expires_at must be in the future';
     END IF;
     INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
-    VALUES (agent, 'agent', me, coalesce(issue_agent_token.agent_display_name, ''))
+    VALUES (agent, 'agent', me, coalesce(display_name, ''))
     ON CONFLICT (actor_id) DO NOTHING;
     IF NOT EXISTS (SELECT 1 FROM ama.actors a WHERE a.actor_id = agent AND a.owner_user_id = me) THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'the agent actor belongs to another user';
     END IF;
     SELECT * INTO t FROM ama._token_new('agent');
     INSERT INTO ama.agent_tokens AS a (agent_actor_id, owner_user_id, token_hash, token_prefix, agent_display_name, expires_at)
-    VALUES (agent, me, t.token_hash, t.token_prefix, coalesce(issue_agent_token.agent_display_name, ''), issue_agent_token.expires_at)
+    VALUES (agent, me, t.token_hash, t.token_prefix, coalesce(display_name, ''), valid_until)
     RETURNING a.token_id, a.token_prefix, a.agent_display_name, a.created_at, a.expires_at
          INTO row.token_id, row.token_prefix, row.agent_display_name, row.created_at, row.expires_at;
     PERFORM ama._audit('token_issued', row.token_id::text,
@@ -369,9 +369,10 @@ AS $$
     SELECT * FROM ama.audit_log WHERE at >= since ORDER BY audit_id DESC LIMIT greatest(least(max_rows, 100000), 0)
 $$;
 
--- Acts as an actor until the end of the transaction, for testing policies (DBAs). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
+-- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned (fix: a DBA's path could hijack its operators). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
 CREATE FUNCTION ama.impersonate(actor_id text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
 AS $$
 DECLARE
     kind text;

@@ -228,6 +228,10 @@ BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sending needs an identity';
     END IF;
+    -- Fix: a thread the caller does not take part in is not found (it raised 42501, so ids could be probed).
+    IF kind <> 'service' AND NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = post_message.thread_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
     IF EXISTS (SELECT 1 FROM unnest(coalesce(mentions, '{}')) x
                 WHERE NOT EXISTS (SELECT 1 FROM ama.participants p
                                    WHERE p.thread_id = post_message.thread_id AND p.actor_id = x)) THEN
@@ -362,10 +366,15 @@ BEGIN
     key := encode(sha256(convert_to(array_to_string(members, ','), 'UTF8')), 'hex');
     SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
     IF id IS NULL THEN
-        INSERT INTO ama.threads AS t (thread_type, participation_mode, owner_user_id, created_by, participant_key)
-        VALUES ('private', mode, ama.uid(), me, key)
-        ON CONFLICT (participant_key) WHERE thread_type = 'private' DO NOTHING
-        RETURNING t.thread_id INTO id;
+        -- Fix: the id is chosen here and the INSERT is plain: RETURNING and ON CONFLICT make INSERT check the
+        -- SELECT policies, which cannot see a row not stored yet, so every creation failed under RLS.
+        id := gen_random_uuid();
+        BEGIN
+            INSERT INTO ama.threads (thread_id, thread_type, participation_mode, owner_user_id, created_by, participant_key)
+            VALUES (id, 'private', mode, ama.uid(), me, key);
+        EXCEPTION WHEN unique_violation THEN
+            id := NULL;
+        END;
         IF id IS NULL THEN
             -- A concurrent request created the same thread first.
             SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
@@ -686,10 +695,14 @@ BEGIN
     END;
     SELECT t.thread_id INTO ws FROM ama.threads t WHERE t.thread_type = 'workspace' AND t.owner_user_id = me;
     IF ws IS NULL THEN
-        INSERT INTO ama.threads AS t (thread_type, owner_user_id, created_by, participant_key)
-        VALUES ('workspace', me, 'user:' || me::text, 'workspace:' || me::text)
-        ON CONFLICT (participant_key) WHERE thread_type = 'workspace' DO NOTHING
-        RETURNING t.thread_id INTO ws;
+        -- Fix: no RETURNING and no ON CONFLICT (their SELECT-policy check rejected the not-yet-stored row under RLS).
+        ws := gen_random_uuid();
+        BEGIN
+            INSERT INTO ama.threads (thread_id, thread_type, owner_user_id, created_by, participant_key)
+            VALUES (ws, 'workspace', me, 'user:' || me::text, 'workspace:' || me::text);
+        EXCEPTION WHEN unique_violation THEN
+            ws := NULL;
+        END;
         IF ws IS NOT NULL THEN
             INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
                 (ws, 'user:' || me::text, 'user', ARRAY['read', 'send', 'manage']),
