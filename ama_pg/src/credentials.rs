@@ -45,7 +45,8 @@ const KEY_LOOKUP: &str = "SELECT k.key_id::text, 'service:' || k.name, k.key_has
        (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'), ''::text \
   FROM ama.internal_keys k WHERE k.key_hash = $1";
 
-const AGENT_TOUCH: &str = "UPDATE ama.agent_tokens SET last_used_at = now() WHERE token_id = $1::uuid";
+const AGENT_TOUCH: &str =
+    "UPDATE ama.agent_tokens SET last_used_at = now() WHERE token_id = $1::uuid";
 const VISITOR_TOUCH: &str =
     "UPDATE ama.visitor_tokens SET last_used_at = now() WHERE token_id = $1::uuid";
 const KEY_TOUCH: &str = "WITH k AS (UPDATE ama.internal_keys SET last_used_at = now() \
@@ -64,7 +65,9 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
         TokenKind::InternalKey => (KEY_LOOKUP, KEY_TOUCH),
     };
     let row = Spi::connect(|client| {
-        let rows = client.select(lookup, Some(1), &[hash.to_vec().into()]).ok()?;
+        let rows = client
+            .select(lookup, Some(1), &[hash.to_vec().into()])
+            .ok()?;
         let row = rows.first();
         let id: String = row.get(1).ok()??;
         let actor: String = row.get(2).ok()??;
@@ -90,7 +93,11 @@ fn token_new(
     kind: &str,
 ) -> TableIterator<
     'static,
-    (name!(raw_token, String), name!(token_hash, Vec<u8>), name!(token_prefix, String)),
+    (
+        name!(raw_token, String),
+        name!(token_hash, Vec<u8>),
+        name!(token_prefix, String),
+    ),
 > {
     let issued = token::generate(kind_from_name(kind));
     TableIterator::once((issued.raw, issued.hash.to_vec(), issued.display_prefix))

@@ -7,12 +7,20 @@ use pgrx::prelude::*;
 
 /// Raises 22023 invalid_parameter_value.
 pub fn bad_input(message: &str) -> ! {
-    ereport!(ERROR, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message.to_string());
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        message.to_string()
+    );
 }
 
 /// Raises 22004 null_value_not_allowed.
 pub fn null_input(message: &str) -> ! {
-    ereport!(ERROR, PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, message.to_string());
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        message.to_string()
+    );
 }
 
 /// Raises 28000 invalid_authorization_specification with the generic credential message.
@@ -29,14 +37,26 @@ pub fn unauthorized() -> ! {
 #[pg_extern(immutable, parallel_safe, name = "sqlstate_http_map")]
 fn sqlstate_http_map() -> TableIterator<
     'static,
-    (name!(sqlstate, String), name!(http_status, i32), name!(error_code, String)),
+    (
+        name!(sqlstate, String),
+        name!(http_status, i32),
+        name!(error_code, String),
+    ),
 > {
     use ama_core::errors::{CLASSES, DEFAULT, EXACT};
     let rows: Vec<_> = EXACT
         .iter()
         .map(|(s, m)| (s.to_string(), i32::from(m.status), m.code.to_string()))
-        .chain(CLASSES.iter().map(|(c, m)| (format!("{c}..."), i32::from(m.status), m.code.to_string())))
-        .chain(std::iter::once(("*".to_string(), i32::from(DEFAULT.status), DEFAULT.code.to_string())))
+        .chain(
+            CLASSES
+                .iter()
+                .map(|(c, m)| (format!("{c}..."), i32::from(m.status), m.code.to_string())),
+        )
+        .chain(std::iter::once((
+            "*".to_string(),
+            i32::from(DEFAULT.status),
+            DEFAULT.code.to_string(),
+        )))
         .collect();
     TableIterator::new(rows)
 }

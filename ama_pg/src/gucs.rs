@@ -25,20 +25,43 @@ pub static PLAN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::ne
 /// `ama.ratelimit_slots`: size of the shared-memory ledger (postmaster start only).
 pub static RATELIMIT_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(131_072);
 
-const CONTEXT_FLAGS: GucFlags =
-    GucFlags::NO_RESET_ALL.union(GucFlags::NO_SHOW_ALL);
+const CONTEXT_FLAGS: GucFlags = GucFlags::NO_RESET_ALL.union(GucFlags::NO_SHOW_ALL);
 
-fn context_guc(name: &'static CStr, desc: &'static CStr, setting: &'static GucSetting<Option<CString>>) {
+fn context_guc(
+    name: &'static CStr,
+    desc: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+) {
     GucRegistry::define_string_guc(name, desc, desc, setting, GucContext::Suset, CONTEXT_FLAGS);
 }
 
 /// Defines the settings and reserves the `ama` prefix.
 pub fn init() {
-    context_guc(c"ama.actor_id", c"Actor of the current request (set by ama.request).", &ACTOR_ID);
-    context_guc(c"ama.principal_kind", c"Principal kind of the current request.", &PRINCIPAL_KIND);
-    context_guc(c"ama.claims", c"Verified claims of the current request, as JSON.", &CLAIMS);
-    context_guc(c"ama.credential_id", c"Token or key id of the current request.", &CREDENTIAL_ID);
-    context_guc(c"ama.client_ip", c"Client IP address of the current request.", &CLIENT_IP);
+    context_guc(
+        c"ama.actor_id",
+        c"Actor of the current request (set by ama.request).",
+        &ACTOR_ID,
+    );
+    context_guc(
+        c"ama.principal_kind",
+        c"Principal kind of the current request.",
+        &PRINCIPAL_KIND,
+    );
+    context_guc(
+        c"ama.claims",
+        c"Verified claims of the current request, as JSON.",
+        &CLAIMS,
+    );
+    context_guc(
+        c"ama.credential_id",
+        c"Token or key id of the current request.",
+        &CREDENTIAL_ID,
+    );
+    context_guc(
+        c"ama.client_ip",
+        c"Client IP address of the current request.",
+        &CLIENT_IP,
+    );
     context_guc(c"ama.plan", c"Plan of the current principal.", &PLAN);
     GucRegistry::define_int_guc(
         c"ama.ratelimit_slots",

@@ -5,7 +5,7 @@
 //! - [`gucs`]: the request-context settings (SUSET, so no session can forge them);
 //! - [`credentials`]: agent tokens, visitor tokens and internal keys (format, hash, lookup);
 //! - [`ratelimit`]: the shared-memory GCRA ledger;
-//! - [`request`]: `ama.request()`, the one entry point the shim calls per HTTP request.
+//! - [`request`]: the Rust half of `ama.request()`, the one statement the shim sends per request.
 
 use pgrx::prelude::*;
 
@@ -21,9 +21,21 @@ mod request;
 ::pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../../sql/001_roles.sql", name = "roles", bootstrap);
-pgrx::extension_sql_file!("../../sql/010_tables.sql", name = "tables", requires = ["roles"]);
-pgrx::extension_sql_file!("../../sql/020_context.sql", name = "context", requires = ["tables"]);
-pgrx::extension_sql_file!("../../sql/030_policies.sql", name = "policies", requires = ["context"]);
+pgrx::extension_sql_file!(
+    "../../sql/010_tables.sql",
+    name = "tables",
+    requires = ["roles"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/020_context.sql",
+    name = "context",
+    requires = ["tables"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/030_policies.sql",
+    name = "policies",
+    requires = ["context"]
+);
 pgrx::extension_sql_file!(
     "../../sql/040_ratelimit.sql",
     name = "ratelimit_sql",
@@ -38,12 +50,21 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/050_admin_api.sql",
     name = "admin_api",
-    requires = ["ratelimit_sql", credentials::token_new, credentials::token_hash]
+    requires = [
+        "ratelimit_sql",
+        credentials::token_new,
+        credentials::token_hash
+    ]
 );
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",
     name = "http_api",
-    requires = ["admin_api", request::request]
+    requires = ["admin_api"]
+);
+pgrx::extension_sql_file!(
+    "../../sql/070_request.sql",
+    name = "request_sql",
+    requires = ["http_api", request::request_begin, request::become_role]
 );
 pgrx::extension_sql_file!("../../sql/090_grants.sql", name = "grants", finalize);
 

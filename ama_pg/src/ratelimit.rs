@@ -69,7 +69,8 @@ fn group_count() -> usize {
 }
 
 fn shmem_size() -> usize {
-    std::mem::size_of::<Header>().next_multiple_of(64) + group_count() * std::mem::size_of::<Group>()
+    std::mem::size_of::<Header>().next_multiple_of(64)
+        + group_count() * std::mem::size_of::<Group>()
 }
 
 /// Installs the shared-memory hooks; called from `_PG_init` while preloading.
@@ -102,8 +103,11 @@ unsafe extern "C-unwind" fn shmem_startup() {
         let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
         pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
         let mut found = false;
-        let ptr = pg_sys::ShmemInitStruct(c"ama_pg rate-limit ledger".as_ptr(), shmem_size(), &mut found)
-            as *mut Header;
+        let ptr = pg_sys::ShmemInitStruct(
+            c"ama_pg rate-limit ledger".as_ptr(),
+            shmem_size(),
+            &mut found,
+        ) as *mut Header;
         if !found {
             std::ptr::write_bytes(ptr as *mut u8, 0, shmem_size());
             (*ptr).groups = group_count() as u64;
@@ -145,7 +149,8 @@ pub fn available() -> bool {
 }
 
 fn groups(h: &Header) -> &[Group] {
-    let base = (h as *const Header as *const u8).wrapping_add(std::mem::size_of::<Header>().next_multiple_of(64));
+    let base = (h as *const Header as *const u8)
+        .wrapping_add(std::mem::size_of::<Header>().next_multiple_of(64));
     unsafe { std::slice::from_raw_parts(base as *const Group, h.groups as usize) }
 }
 
@@ -154,7 +159,10 @@ struct SpinGuard<'a>(&'a AtomicU32);
 impl<'a> SpinGuard<'a> {
     fn lock(lock: &'a AtomicU32) -> Self {
         let mut spins = 0u32;
-        while lock.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        while lock
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             spins += 1;
             if spins < 64 {
                 std::hint::spin_loop();
@@ -174,9 +182,14 @@ impl Drop for SpinGuard<'_> {
 
 /// Nanoseconds on the system-wide monotonic clock, shared by every backend.
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(gcra::NS_PER_SEC).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(gcra::NS_PER_SEC)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 fn fingerprint(h: &Header, policy_id: u16, key: &str) -> u64 {
@@ -194,8 +207,9 @@ pub struct Outcome {
     pub first_denial: bool,
 }
 
-/// Decides one request for `key` under `policy` (cost 0 peeks).
-pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome {
+/// Decides one request of weight `cost` for `key` under `policy`. With `commit` false nothing
+/// is stored: the decision says whether such a request would be admitted now.
+pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32, commit: bool) -> Outcome {
     let h = header();
     let fp = fingerprint(h, policy_id, key);
     let all = groups(h);
@@ -204,8 +218,18 @@ pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome 
     let outcome = {
         let _guard = SpinGuard::lock(&group.lock);
         let slots = unsafe { &mut *(group.slots.as_ptr() as *mut [Slot; GROUP]) };
-        let idx = match slots.iter().position(|s| s.fp == fp && s.policy == policy_id) {
+        let idx = match slots
+            .iter()
+            .position(|s| s.fp == fp && s.policy == policy_id)
+        {
             Some(i) => i,
+            // A look without commit never claims (or evicts) a slot.
+            None if !commit => {
+                return Outcome {
+                    decision: policy.decide(0, now, cost),
+                    first_denial: false,
+                };
+            }
             None => {
                 let victim = slots
                     .iter()
@@ -237,6 +261,12 @@ pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome 
         slot.tat = gcra::rescale(slot.tat, now, slot.interval, policy.interval());
         slot.interval = policy.interval();
         let decision = policy.decide(slot.tat, now, cost);
+        if !commit {
+            return Outcome {
+                decision,
+                first_denial: false,
+            };
+        }
         slot.tat = decision.tat;
         let first_denial = !decision.allowed && slot.flags & 1 == 0;
         if decision.allowed && cost > 0 {
@@ -244,10 +274,17 @@ pub fn decide(policy_id: u16, policy: &Policy, key: &str, cost: u32) -> Outcome 
         } else if !decision.allowed {
             slot.flags |= 1;
         }
-        Outcome { decision, first_denial }
+        Outcome {
+            decision,
+            first_denial,
+        }
     };
     if cost > 0 {
-        let counters = if outcome.decision.allowed { &h.allowed } else { &h.denied };
+        let counters = if outcome.decision.allowed {
+            &h.allowed
+        } else {
+            &h.denied
+        };
         counters[usize::from(policy_id) % MAX_POLICIES].fetch_add(1, Ordering::Relaxed);
     }
     outcome
@@ -261,7 +298,10 @@ pub fn reset(policy_id: u16, key: &str) -> bool {
     let group = &all[(fp as usize) & (all.len() - 1)];
     let _guard = SpinGuard::lock(&group.lock);
     let slots = unsafe { &mut *(group.slots.as_ptr() as *mut [Slot; GROUP]) };
-    match slots.iter_mut().find(|s| s.fp == fp && s.policy == policy_id) {
+    match slots
+        .iter_mut()
+        .find(|s| s.fp == fp && s.policy == policy_id)
+    {
         Some(s) => {
             let live = s.tat > now_ns();
             s.fp = 0;
@@ -304,7 +344,10 @@ pub fn live_buckets() -> (u64, Vec<Bucket>) {
 pub fn counters(policy_id: u16) -> (u64, u64) {
     let h = header();
     let i = usize::from(policy_id) % MAX_POLICIES;
-    (h.allowed[i].load(Ordering::Relaxed), h.denied[i].load(Ordering::Relaxed))
+    (
+        h.allowed[i].load(Ordering::Relaxed),
+        h.denied[i].load(Ordering::Relaxed),
+    )
 }
 
 /// Evictions of live keys since start.
@@ -381,7 +424,9 @@ fn load_policies() -> HashMap<String, CachedPolicy> {
             let limit: i64 = row.get(4).ok().flatten().unwrap_or(0);
             let period: i64 = row.get(5).ok().flatten().unwrap_or(0);
             let burst: i64 = row.get(6).ok().flatten().unwrap_or(0);
-            let Ok(base) = Policy::new(limit, period, burst) else { continue };
+            let Ok(base) = Policy::new(limit, period, burst) else {
+                continue;
+            };
             let entry = map.entry(name.clone()).or_insert_with(|| CachedPolicy {
                 id: id as u16,
                 name,
@@ -420,7 +465,10 @@ fn require_policy(name: Option<&str>) -> CachedPolicy {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("unknown rate-limit policy \"{}\"", name.chars().take(64).collect::<String>()),
+            format!(
+                "unknown rate-limit policy \"{}\"",
+                name.chars().take(64).collect::<String>()
+            ),
             "List the policies with: SELECT name FROM ama.rate_policies"
         );
     })
@@ -459,7 +507,7 @@ fn rate_limit_sql(
         errors::bad_input("cost must not be negative");
     }
     let applied = p.for_plan(plan.unwrap_or(""));
-    let out = decide(p.id, &applied, key, cost as u32);
+    let out = decide(p.id, &applied, key, cost as u32, true);
     let d = out.decision;
     TableIterator::once((
         d.allowed,
@@ -482,7 +530,12 @@ fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "_rate_buckets")]
 fn rate_buckets() -> TableIterator<
     'static,
-    (name!(policy, String), name!(key, String), name!(remaining, i64), name!(reset_seconds, i64)),
+    (
+        name!(policy, String),
+        name!(key, String),
+        name!(remaining, i64),
+        name!(reset_seconds, i64),
+    ),
 > {
     let by_id: HashMap<u16, CachedPolicy> = POLICIES.with(|cell| {
         let gen = generation();
@@ -497,10 +550,18 @@ fn rate_buckets() -> TableIterator<
         .into_iter()
         .map(|b| {
             let (name, remaining) = match by_id.get(&b.policy_id) {
-                Some(p) => (p.name.clone(), i64::from(p.base.decide(b.tat, now, 0).remaining)),
+                Some(p) => (
+                    p.name.clone(),
+                    i64::from(p.base.decide(b.tat, now, 0).remaining),
+                ),
                 None => (format!("#{}", b.policy_id), 0),
             };
-            (name, b.key, remaining, gcra::ceil_secs(b.tat.saturating_sub(now)) as i64)
+            (
+                name,
+                b.key,
+                remaining,
+                gcra::ceil_secs(b.tat.saturating_sub(now)) as i64,
+            )
         })
         .collect();
     TableIterator::new(rows)
@@ -508,7 +569,14 @@ fn rate_buckets() -> TableIterator<
 
 /// Allowed and denied decisions per policy id since the server started.
 #[pg_extern(volatile, parallel_safe, name = "_rate_counters")]
-fn rate_counters() -> TableIterator<'static, (name!(policy_id, i32), name!(allowed, i64), name!(denied, i64))> {
+fn rate_counters() -> TableIterator<
+    'static,
+    (
+        name!(policy_id, i32),
+        name!(allowed, i64),
+        name!(denied, i64),
+    ),
+> {
     let rows: Vec<_> = (1..MAX_POLICIES as u16)
         .map(|id| (id, counters(id)))
         .filter(|(_, (a, d))| *a > 0 || *d > 0)
@@ -519,7 +587,14 @@ fn rate_counters() -> TableIterator<'static, (name!(policy_id, i32), name!(allow
 
 /// Ledger size and evictions of live keys.
 #[pg_extern(volatile, parallel_safe, name = "rate_limit_ledger")]
-fn rate_limit_ledger() -> TableIterator<'static, (name!(slots, i64), name!(live_evictions, i64), name!(generation, i64))> {
+fn rate_limit_ledger() -> TableIterator<
+    'static,
+    (
+        name!(slots, i64),
+        name!(live_evictions, i64),
+        name!(generation, i64),
+    ),
+> {
     TableIterator::once((capacity() as i64, evictions() as i64, generation() as i64))
 }
 

@@ -1,14 +1,18 @@
-//! `ama.request()`: the one statement the shim sends per HTTP request.
+//! The Rust half of `ama.request()`, the one statement the shim sends per HTTP request.
 //!
-//! In one call, and so in one transaction and one network round trip, it:
+//! `ama.request()` itself is PL/pgSQL (sql/070_request.sql), so that errors raised by route
+//! functions reach the client with their exact SQLSTATE (pgrx re-raises errors that cross Rust
+//! frames and keeps only the codes it knows). In one call, and so in one transaction and one
+//! network round trip, it:
 //! 1. looks the route up (`ama.routes`, cached per backend until a DBA changes it);
 //! 2. authenticates the credential (JWT claims already verified by the shim; tokens and keys
 //!    verified here), counting failures against the client IP so tokens cannot be brute-forced;
 //! 3. takes the route's rate-limit decision in the shared-memory ledger;
 //! 4. sets the request context as transaction-local SUSET settings (`ama.actor_id`, ...) and
 //!    Supabase's `request.jwt.claims`;
-//! 5. switches to the request role (`anon`, `authenticated` or `service_role`), exactly as a
-//!    SECURITY DEFINER boundary does, and calls the route's SQL function under RLS.
+//! 5. switches to the request role (`anon`, `authenticated` or `service_role`) with
+//!    `ama._become()`, exactly as a SECURITY DEFINER boundary does, and calls the route's SQL
+//!    function under RLS.
 //!
 //! Authentication failures and rate-limit denials are returned as an envelope rather than raised,
 //! so their audit rows commit. Errors raised by the route function propagate with their SQLSTATE.
@@ -54,7 +58,15 @@ fn load_routes() -> HashMap<String, Route> {
             let policy: Option<String> = row.get(3).ok()?;
             let principals: Vec<String> = row.get(4).ok()??;
             let status: i32 = row.get(5).ok()??;
-            Some((name, Route { handler, policy, principals, status }))
+            Some((
+                name,
+                Route {
+                    handler,
+                    policy,
+                    principals,
+                    status,
+                },
+            ))
         })
         .collect()
     })
@@ -106,18 +118,31 @@ fn rate_json(p: &ratelimit::CachedPolicy, d: &gcra::Decision) -> Value {
 }
 
 fn audit(event: &str, actor: Option<&str>, subject: Option<&str>, ip: &str, detail: Value) {
-    let ip = if ip.parse::<std::net::IpAddr>().is_ok() { Some(ip.to_string()) } else { None };
+    let ip = if ip.parse::<std::net::IpAddr>().is_ok() {
+        Some(ip.to_string())
+    } else {
+        None
+    };
     let _ = Spi::run_with_args(
         "INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail) \
          VALUES ($1, $2, $3, $4::inet, $5)",
-        &[event.into(), actor.into(), subject.into(), ip.into(), JsonB(detail).into()],
+        &[
+            event.into(),
+            actor.into(),
+            subject.into(),
+            ip.into(),
+            JsonB(detail).into(),
+        ],
     );
 }
 
 fn user_principal(claims: Value) -> Option<Principal> {
     let sub = claims.get("sub")?.as_str()?;
     let uid = uuid_text(sub)?;
-    let email = claims.get("email").and_then(Value::as_str).map(|e| e.chars().take(320).collect::<String>());
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .map(|e| e.chars().take(320).collect::<String>());
     let plan = Spi::get_one_with_args::<String>(
         "SELECT plan FROM ama.users WHERE user_id = $1::uuid",
         &[uid.clone().into()],
@@ -196,52 +221,50 @@ fn anon_principal(ip: &str) -> Principal {
     }
 }
 
-/// Restores the previous user when the route call ends, also when it unwinds.
-struct UserSwitch {
-    uid: pg_sys::Oid,
-    ctx: i32,
-}
-
-impl UserSwitch {
-    fn to(role: &str) -> Self {
-        let name = std::ffi::CString::new(role).unwrap_or_default();
-        let mut uid = pg_sys::InvalidOid;
-        let mut ctx = 0;
-        unsafe {
-            let target = pg_sys::get_role_oid(name.as_ptr(), false);
-            pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
-            pg_sys::SetUserIdAndSecContext(target, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-        }
-        UserSwitch { uid, ctx }
+/// Switches the current user to a request role until the calling SECURITY DEFINER function
+/// returns (its exit, or the transaction's abort, restores the caller). `SET ROLE` is refused
+/// while switched. Executable by nobody but the extension's owner (grants revoke it from PUBLIC).
+#[pg_extern(volatile, parallel_unsafe, name = "_become")]
+fn become_role(role: &str) {
+    if !matches!(role, "anon" | "authenticated" | "service_role") {
+        errors::bad_input("request role must be anon, authenticated or service_role");
+    }
+    let name = std::ffi::CString::new(role).unwrap_or_default();
+    unsafe {
+        let target = pg_sys::get_role_oid(name.as_ptr(), false);
+        let (mut uid, mut ctx) = (pg_sys::InvalidOid, 0);
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+        pg_sys::SetUserIdAndSecContext(target, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
     }
 }
 
-impl Drop for UserSwitch {
-    fn drop(&mut self) {
-        unsafe { pg_sys::SetUserIdAndSecContext(self.uid, self.ctx) };
-    }
-}
-
-/// Handles one HTTP request routed by the shim. Executable by the authenticator only.
-#[pg_extern(volatile, parallel_unsafe, security_definer, name = "request")]
-fn request(
+/// Everything `ama.request()` does before the route call: returns either a final envelope (401,
+/// 403, 429: it has a `body`) or `{handler, role, status, rate, principal}` for the call.
+#[pg_extern(volatile, parallel_unsafe, name = "_request_begin")]
+fn request_begin(
     route_name: Option<&str>,
     credential_kind: Option<&str>,
     credential: Option<&str>,
     claims: Option<JsonB>,
     client_ip: Option<pgrx::datum::Inet>,
-    args: Option<JsonB>,
 ) -> JsonB {
     let route_name = route_name.unwrap_or_else(|| errors::null_input("route must not be NULL"));
     let Some(rt) = route(route_name) else {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("unknown route \"{}\"", route_name.chars().take(64).collect::<String>())
+            format!(
+                "unknown route \"{}\"",
+                route_name.chars().take(64).collect::<String>()
+            )
         );
     };
     let ip = client_ip
-        .and_then(|s| s.0.split('/').next().and_then(|a| a.parse::<std::net::IpAddr>().ok()))
+        .and_then(|s| {
+            s.0.split('/')
+                .next()
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+        })
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".to_string());
     let ip_key = format!("ip:{ip}");
@@ -251,11 +274,17 @@ fn request(
     let principal = if kind == "none" {
         Some(anon_principal(&ip))
     } else {
+        // Too many failures from this address: refuse before looking at the credential.
         let failures = ratelimit::policy(AUTH_FAILURE_POLICY);
         if let Some(fp) = &failures {
-            let peek = ratelimit::decide(fp.id, &fp.base, &ip_key, 0).decision;
-            if !peek.allowed {
-                return envelope(429, "RATE_LIMITED", "too many failed authentication attempts", rate_json(fp, &peek));
+            let next = ratelimit::decide(fp.id, &fp.base, &ip_key, 1, false).decision;
+            if !next.allowed {
+                return envelope(
+                    429,
+                    "RATE_LIMITED",
+                    "too many failed authentication attempts",
+                    rate_json(fp, &next),
+                );
             }
         }
         let p = match (kind, credential, claims) {
@@ -266,23 +295,46 @@ fn request(
             _ => None,
         };
         if p.is_none() {
-            let mut rate = Value::Null;
-            if let Some(fp) = &failures {
-                let d = ratelimit::decide(fp.id, &fp.base, &ip_key, 1).decision;
-                if d.allowed {
-                    audit("auth_failed", None, Some(route_name), &ip, json!({"credential_kind": kind}));
-                }
-                rate = rate_json(fp, &d);
+            let Some(fp) = &failures else {
+                return envelope(401, "UNAUTHORIZED", GENERIC_401, Value::Null);
+            };
+            let out = ratelimit::decide(fp.id, &fp.base, &ip_key, 1, true);
+            if !out.decision.allowed {
+                return envelope(
+                    429,
+                    "RATE_LIMITED",
+                    "too many failed authentication attempts",
+                    rate_json(fp, &out.decision),
+                );
             }
-            return envelope(401, "UNAUTHORIZED", GENERIC_401, rate);
+            audit(
+                "auth_failed",
+                None,
+                Some(route_name),
+                &ip,
+                json!({"credential_kind": kind}),
+            );
+            return envelope(
+                401,
+                "UNAUTHORIZED",
+                GENERIC_401,
+                rate_json(fp, &out.decision),
+            );
         }
         p
     };
-    let Some(principal) = principal else { unreachable!() };
+    let Some(principal) = principal else {
+        unreachable!()
+    };
 
     if !rt.principals.iter().any(|k| k == principal.kind) {
         return if principal.kind == "anon" {
-            envelope(401, "UNAUTHORIZED", "this route needs a credential", Value::Null)
+            envelope(
+                401,
+                "UNAUTHORIZED",
+                "this route needs a credential",
+                Value::Null,
+            )
         } else {
             envelope(
                 403,
@@ -299,10 +351,13 @@ fn request(
         if let Some(p) = ratelimit::policy(pname) {
             let key = match p.key_kind.as_str() {
                 "ip" => ip_key.clone(),
-                "user" => principal.user_key.clone().unwrap_or_else(|| principal.credential_key.clone()),
+                "user" => principal
+                    .user_key
+                    .clone()
+                    .unwrap_or_else(|| principal.credential_key.clone()),
                 _ => principal.credential_key.clone(),
             };
-            let out = ratelimit::decide(p.id, &p.for_plan(&principal.plan), &key, 1);
+            let out = ratelimit::decide(p.id, &p.for_plan(&principal.plan), &key, 1, true);
             rate = rate_json(&p, &out.decision);
             if !out.decision.allowed {
                 if out.first_denial {
@@ -323,23 +378,20 @@ fn request(
     let claims_text = principal.claims.to_string();
     gucs::set_local("ama.principal_kind", principal.kind);
     gucs::set_local("ama.actor_id", principal.actor_id.as_deref().unwrap_or(""));
-    gucs::set_local("ama.credential_id", principal.credential_id.as_deref().unwrap_or(""));
+    gucs::set_local(
+        "ama.credential_id",
+        principal.credential_id.as_deref().unwrap_or(""),
+    );
     gucs::set_local("ama.client_ip", if ip == "unknown" { "" } else { &ip });
     gucs::set_local("ama.plan", &principal.plan);
     gucs::set_local("ama.claims", &claims_text);
     if principal.kind == "user" {
         gucs::set_local("request.jwt.claims", &claims_text);
     }
-    let args = args.unwrap_or(JsonB(json!({})));
-    let body = {
-        let _switch = UserSwitch::to(principal.role);
-        let datum = args.into_datum().unwrap_or_else(|| errors::null_input("args must not be NULL"));
-        let result = unsafe { pg_sys::OidFunctionCall1Coll(rt.handler, pg_sys::InvalidOid, datum) };
-        unsafe { JsonB::from_datum(result, false) }.map(|j| j.0).unwrap_or(Value::Null)
-    };
     JsonB(json!({
+        "handler": rt.handler.to_u32(),
+        "role": principal.role,
         "status": rt.status,
-        "body": body,
         "rate": rate,
         "principal": principal.actor_id,
     }))

@@ -52,11 +52,14 @@ mod tests {
     #[pg_test]
     fn policy_change_applies_to_the_next_decision() {
         Spi::run("INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind) VALUES ('t_change', 201, 1, 'ip')").unwrap();
-        let first = Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
-        let second = Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
+        let first =
+            Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
+        let second =
+            Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
         assert_eq!((first, second), (Some(true), Some(false)));
         Spi::run("UPDATE ama.rate_policies SET rate_limit = 100 WHERE name = 't_change'").unwrap();
-        let third = Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
+        let third =
+            Spi::get_one::<bool>("SELECT allowed FROM ama.rate_limit('t_change', 'k')").unwrap();
         assert_eq!(third, Some(true));
     }
 

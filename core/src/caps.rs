@@ -65,8 +65,17 @@ mod tests {
     #[test]
     fn defaults_follow_the_contract_table() {
         assert_eq!(defaults(ThreadType::Private, Seat::Agent), ["read", "send"]);
-        assert_eq!(defaults(ThreadType::Workspace, Seat::OtherUser), [] as [&str; 0]);
-        assert_eq!(defaults(ThreadType::Public, Seat::Agent), ["read", "send", "run"]);
-        assert_eq!(defaults(ThreadType::Public, Seat::Creator), ["read", "send", "manage"]);
+        assert_eq!(
+            defaults(ThreadType::Workspace, Seat::OtherUser),
+            [] as [&str; 0]
+        );
+        assert_eq!(
+            defaults(ThreadType::Public, Seat::Agent),
+            ["read", "send", "run"]
+        );
+        assert_eq!(
+            defaults(ThreadType::Public, Seat::Creator),
+            ["read", "send", "manage"]
+        );
     }
 }

@@ -70,7 +70,11 @@ pub fn http_for(sqlstate: &str) -> HttpError {
         return *m;
     }
     let class = sqlstate.get(..2).unwrap_or("");
-    CLASSES.iter().find(|(c, _)| *c == class).map(|(_, m)| *m).unwrap_or(DEFAULT)
+    CLASSES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, m)| *m)
+        .unwrap_or(DEFAULT)
 }
 
 /// The AMA2 error code for an HTTP status the shim produces itself.
@@ -113,7 +117,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for (s, _) in EXACT {
             assert_eq!(s.len(), 5, "{s}");
-            assert!(s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+            assert!(s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
             assert!(seen.insert(*s), "duplicate {s}");
         }
     }

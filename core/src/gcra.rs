@@ -69,7 +69,11 @@ impl Policy {
         if burst < 0 || burst > i64::from(u32::MAX) {
             return Err(PolicyError::NegativeBurst);
         }
-        Ok(Policy { limit: limit as u32, period_ns: period_ns as u64, burst: burst as u32 })
+        Ok(Policy {
+            limit: limit as u32,
+            period_ns: period_ns as u64,
+            burst: burst as u32,
+        })
     }
 
     /// Emission interval: the time one request "costs".
@@ -98,7 +102,11 @@ impl Policy {
         let stored = if allowed { new_tat } else { base };
         let headroom = now.saturating_add(tol).saturating_sub(stored);
         let remaining = (headroom / t).min(u64::from(self.capacity())) as u32;
-        let retry_after_ns = if allowed { 0 } else { new_tat - now.saturating_add(tol) };
+        let retry_after_ns = if allowed {
+            0
+        } else {
+            new_tat - now.saturating_add(tol)
+        };
         Decision {
             allowed,
             limit: self.limit,

@@ -41,7 +41,7 @@ impl TokenKind {
     }
 
     /// Total length of a well-formed token of this kind.
-    pub const fn len(self) -> usize {
+    pub const fn token_len(self) -> usize {
         self.prefix().len() + RANDOM_HEX + CHECKSUM_HEX
     }
 }
@@ -94,7 +94,11 @@ pub fn generate(kind: TokenKind) -> Issued {
     let body = hex::encode(bytes);
     let raw = format!("{}{}{}", kind.prefix(), body, checksum_hex(&body));
     let display_prefix = display_prefix(kind, &raw);
-    Issued { hash: hash(&raw), raw, display_prefix }
+    Issued {
+        hash: hash(&raw),
+        raw,
+        display_prefix,
+    }
 }
 
 /// The display prefix of a token: the kind prefix plus its first four hex digits.
@@ -105,11 +109,16 @@ pub fn display_prefix(kind: TokenKind, raw: &str) -> String {
 
 /// Checks prefix, length, hex alphabet and checksum, in that order, without any lookup.
 pub fn check_format(kind: TokenKind, raw: &str) -> Result<(), FormatError> {
-    let rest = raw.strip_prefix(kind.prefix()).ok_or(FormatError::WrongPrefix)?;
+    let rest = raw
+        .strip_prefix(kind.prefix())
+        .ok_or(FormatError::WrongPrefix)?;
     if rest.len() != RANDOM_HEX + CHECKSUM_HEX {
         return Err(FormatError::WrongLength);
     }
-    if !rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !rest
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(FormatError::BadHex);
     }
     let (body, sum) = rest.split_at(RANDOM_HEX);
@@ -147,7 +156,7 @@ mod tests {
             let a = generate(kind);
             let b = generate(kind);
             assert_ne!(a.raw, b.raw);
-            assert_eq!(a.raw.len(), kind.len());
+            assert_eq!(a.raw.len(), kind.token_len());
             assert_eq!(check_format(kind, &a.raw), Ok(()));
             assert_eq!(a.hash, hash(&a.raw));
             assert_eq!(a.display_prefix.len(), kind.prefix().len() + DISPLAY_HEX);
@@ -159,16 +168,31 @@ mod tests {
     #[test]
     fn format_errors_are_detected_in_order() {
         let t = generate(TokenKind::Agent).raw;
-        assert_eq!(check_format(TokenKind::Visitor, &t), Err(FormatError::WrongPrefix));
-        assert_eq!(check_format(TokenKind::Agent, &t[..t.len() - 1]), Err(FormatError::WrongLength));
+        assert_eq!(
+            check_format(TokenKind::Visitor, &t),
+            Err(FormatError::WrongPrefix)
+        );
+        assert_eq!(
+            check_format(TokenKind::Agent, &t[..t.len() - 1]),
+            Err(FormatError::WrongLength)
+        );
         let upper = format!("ama_eat_{}", t[8..].to_uppercase());
-        assert_eq!(check_format(TokenKind::Agent, &upper), Err(FormatError::BadHex));
+        assert_eq!(
+            check_format(TokenKind::Agent, &upper),
+            Err(FormatError::BadHex)
+        );
         // flip one hex digit of the random part: checksum must catch it
         let mut chars: Vec<char> = t.chars().collect();
         chars[10] = if chars[10] == '0' { '1' } else { '0' };
         let typo: String = chars.into_iter().collect();
-        assert_eq!(check_format(TokenKind::Agent, &typo), Err(FormatError::BadChecksum));
-        assert_eq!(check_format(TokenKind::Agent, ""), Err(FormatError::WrongPrefix));
+        assert_eq!(
+            check_format(TokenKind::Agent, &typo),
+            Err(FormatError::BadChecksum)
+        );
+        assert_eq!(
+            check_format(TokenKind::Agent, ""),
+            Err(FormatError::WrongPrefix)
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ impl Response {
 
     /// The first header with this (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,7 +57,10 @@ pub struct Client {
 
 impl Client {
     pub fn new(addr: &str, cert_pem: &str) -> Self {
-        Client { addr: addr.to_string(), tls: tls_config(cert_pem, &[b"http/1.1"]) }
+        Client {
+            addr: addr.to_string(),
+            tls: tls_config(cert_pem, &[b"http/1.1"]),
+        }
     }
 
     /// Sends one request on a new TLS connection.
@@ -69,43 +75,120 @@ impl Client {
         let tls = TlsConnector::from(self.tls.clone())
             .connect(ServerName::try_from("localhost").expect("name"), tcp)
             .await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .map_err(std::io::Error::other)?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(std::io::Error::other)?;
         tokio::spawn(conn);
-        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
             .map_err(std::io::Error::other)?;
-        let resp = sender.send_request(req).await.map_err(std::io::Error::other)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(std::io::Error::other)?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = resp.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
-        Ok(Response { status, headers, body })
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// GET with an optional bearer token.
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
         let auth = bearer.map(|b| format!("Bearer {b}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
         self.send("GET", path, &headers, None).await.expect("GET")
     }
 
     /// A JSON request with an optional bearer token.
-    pub async fn json(&self, method: &str, path: &str, bearer: Option<&str>, body: &serde_json::Value) -> Response {
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Response {
         let auth = bearer.map(|b| format!("Bearer {b}"));
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         if let Some(a) = &auth {
             headers.push(("authorization", a.as_str()));
         }
         let bytes = serde_json::to_vec(body).expect("json");
-        self.send(method, path, &headers, Some(&bytes)).await.expect("request")
+        self.send(method, path, &headers, Some(&bytes))
+            .await
+            .expect("request")
+    }
+}
+
+impl Client {
+    /// Opens a Server-Sent Events stream and collects its text until `done(text)` is true or
+    /// `timeout` passes. Returns the status and the text received.
+    pub async fn sse_until(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        timeout: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> std::io::Result<(u16, String)> {
+        let tcp = TcpStream::connect(&self.addr).await?;
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(std::io::Error::other)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut text = String::new();
+        let end = tokio::time::Instant::now() + timeout;
+        while !done(&text) {
+            match tokio::time::timeout_at(end, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        text.push_str(&String::from_utf8_lossy(data));
+                    }
+                }
+                Ok(Some(Err(e))) => return Err(std::io::Error::other(e)),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok((status, text))
     }
 }

@@ -51,7 +51,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { data_dir: None, port: None, create_extension: true, settings: Vec::new() }
+        Options {
+            data_dir: None,
+            port: None,
+            create_extension: true,
+            settings: Vec::new(),
+        }
     }
 }
 
@@ -71,8 +76,8 @@ fn is_root() -> bool {
 
 /// The directory of the PostgreSQL server programs (`AMA_PG_CONFIG` or Debian's PostgreSQL 15).
 pub fn bindir() -> Result<PathBuf, HarnessError> {
-    let pg_config =
-        std::env::var("AMA_PG_CONFIG").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
+    let pg_config = std::env::var("AMA_PG_CONFIG")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin/pg_config".into());
     let out = Command::new(&pg_config).arg("--bindir").output().map_err(|e| {
         HarnessError(format!(
             "cannot run {pg_config} ({e}); install PostgreSQL 15 (apt-get install postgresql-15 postgresql-server-dev-15) or set AMA_PG_CONFIG"
@@ -85,7 +90,15 @@ pub fn bindir() -> Result<PathBuf, HarnessError> {
 fn server_command(bindir: &Path, program: &str) -> Result<Command, HarnessError> {
     let path = bindir.join(program);
     if is_root() {
-        if Command::new("id").arg("-u").arg(SERVER_OS_USER).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
+        if Command::new("id")
+            .arg("-u")
+            .arg(SERVER_OS_USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| !s.success())
+            .unwrap_or(true)
+        {
             return err(format!(
                 "running as root needs the unprivileged OS user '{SERVER_OS_USER}' (apt-get install postgresql-15 creates it)"
             ));
@@ -105,7 +118,13 @@ fn run(mut cmd: Command, what: &str) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError(format!("{what}: cannot start ({e})")))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string();
         return err(format!("{what} failed: {last}"));
     }
     Ok(())
@@ -127,8 +146,11 @@ fn chown_to_server_user(path: &Path) -> Result<(), HarnessError> {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> Result<u16, HarnessError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError(format!("cannot bind a loopback port: {e}")))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| HarnessError(e.to_string()))
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| HarnessError(format!("cannot bind a loopback port: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(e.to_string()))
 }
 
 /// Whether something already listens on 127.0.0.1:port.
@@ -143,13 +165,21 @@ impl Cluster {
         let throwaway = opts.data_dir.is_none();
         let dir = match &opts.data_dir {
             Some(d) => {
-                std::fs::create_dir_all(d).map_err(|e| HarnessError(format!("cannot create {}: {e}", d.display())))?;
+                std::fs::create_dir_all(d)
+                    .map_err(|e| HarnessError(format!("cannot create {}: {e}", d.display())))?;
                 d.canonicalize().map_err(|e| HarnessError(e.to_string()))?
             }
             None => make_temp_dir()?,
         };
         let data = dir.join("data");
-        let mut cluster = Cluster { port: 0, dir: dir.clone(), data: data.clone(), bindir, throwaway, watchdog: None };
+        let mut cluster = Cluster {
+            port: 0,
+            dir: dir.clone(),
+            data: data.clone(),
+            bindir,
+            throwaway,
+            watchdog: None,
+        };
         if throwaway {
             cluster.watchdog = Some(spawn_watchdog(&cluster.bindir, &dir, &data)?);
         }
@@ -157,7 +187,14 @@ impl Cluster {
         chown_to_server_user(&dir)?;
         if !data.join("PG_VERSION").exists() {
             let mut c = server_command(&cluster.bindir, "initdb")?;
-            c.arg("-D").arg(&data).args(["--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-U", SUPERUSER]);
+            c.arg("-D").arg(&data).args([
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-U",
+                SUPERUSER,
+            ]);
             run(c, "initdb")?;
         } else {
             cluster.clear_stale_pid()?;
@@ -200,8 +237,14 @@ impl Cluster {
 
     fn clear_stale_pid(&self) -> Result<(), HarnessError> {
         let pidfile = self.data.join("postmaster.pid");
-        let Ok(text) = std::fs::read_to_string(&pidfile) else { return Ok(()) };
-        let pid: i32 = text.lines().next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        let Ok(text) = std::fs::read_to_string(&pidfile) else {
+            return Ok(());
+        };
+        let pid: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
         if pid > 0 && unsafe { libc::kill(pid, 0) } == 0 {
             return err(format!(
                 "a PostgreSQL server (pid {pid}) is already running on {}; stop it with: pg_ctl -D {} stop",
@@ -210,7 +253,8 @@ impl Cluster {
             ));
         }
         // A killed run left its pid file behind; the server is gone, so the file is stale.
-        std::fs::remove_file(&pidfile).map_err(|e| HarnessError(format!("cannot remove stale {}: {e}", pidfile.display())))
+        std::fs::remove_file(&pidfile)
+            .map_err(|e| HarnessError(format!("cannot remove stale {}: {e}", pidfile.display())))
     }
 
     fn pg_ctl_start(&self, port: u16, settings: &[(String, String)]) -> Result<(), HarnessError> {
@@ -226,10 +270,21 @@ impl Cluster {
         }
         let log = self.dir.join("server.log");
         let mut c = server_command(&self.bindir, "pg_ctl")?;
-        c.arg("-D").arg(&self.data).arg("-l").arg(&log).arg("-o").arg(opts).args(["-w", "-t", "30", "start"]);
+        c.arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(opts)
+            .args(["-w", "-t", "30", "start"]);
         run(c, "pg_ctl start").map_err(|e| {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let last = tail.lines().rev().find(|l| l.contains("FATAL") || l.contains("ERROR")).unwrap_or("").to_string();
+            let last = tail
+                .lines()
+                .rev()
+                .find(|l| l.contains("FATAL") || l.contains("ERROR"))
+                .unwrap_or("")
+                .to_string();
             HarnessError(format!("{e} {last}"))
         })
     }
@@ -237,7 +292,20 @@ impl Cluster {
     /// Runs SQL through psql as the superuser, failing on the first error.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
         let out = Command::new(self.bindir.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", db])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                SUPERUSER,
+                "-d",
+                db,
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-c")
@@ -246,7 +314,10 @@ impl Cluster {
             .output()
             .map_err(|e| HarnessError(format!("cannot run psql: {e}")))?;
         if !out.status.success() {
-            return err(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return err(format!(
+                "psql: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -270,7 +341,9 @@ impl Cluster {
     /// Stops the server (fast shutdown), e.g. to test a database restart.
     pub fn stop(&self) -> Result<(), HarnessError> {
         let mut c = server_command(&self.bindir, "pg_ctl")?;
-        c.arg("-D").arg(&self.data).args(["-m", "fast", "-w", "-t", "30", "stop"]);
+        c.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "-t", "30", "stop"]);
         run(c, "pg_ctl stop")
     }
 
@@ -306,7 +379,9 @@ fn make_temp_dir() -> Result<PathBuf, HarnessError> {
     template.pop();
     let dir = PathBuf::from(String::from_utf8_lossy(&template).into_owned());
     // The server user must be able to reach its data directory.
-    let mut perms = std::fs::metadata(&dir).map_err(|e| HarnessError(e.to_string()))?.permissions();
+    let mut perms = std::fs::metadata(&dir)
+        .map_err(|e| HarnessError(e.to_string()))?
+        .permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&dir, perms).map_err(|e| HarnessError(e.to_string()))?;
     Ok(dir)
@@ -317,9 +392,17 @@ fn make_temp_dir() -> Result<PathBuf, HarnessError> {
 fn spawn_watchdog(bindir: &Path, dir: &Path, data: &Path) -> Result<Child, HarnessError> {
     let pg_ctl = bindir.join("pg_ctl");
     let stop = if is_root() {
-        format!("runuser -u {SERVER_OS_USER} -- '{}' -D '{}' -m immediate -w stop", pg_ctl.display(), data.display())
+        format!(
+            "runuser -u {SERVER_OS_USER} -- '{}' -D '{}' -m immediate -w stop",
+            pg_ctl.display(),
+            data.display()
+        )
     } else {
-        format!("'{}' -D '{}' -m immediate -w stop", pg_ctl.display(), data.display())
+        format!(
+            "'{}' -D '{}' -m immediate -w stop",
+            pg_ctl.display(),
+            data.display()
+        )
     };
     let script = format!(
         "trap '' INT TERM HUP; cat >/dev/null; if [ -f '{data}/postmaster.pid' ]; then {stop} >/dev/null 2>&1; fi; rm -rf '{dir}'",
@@ -327,9 +410,15 @@ fn spawn_watchdog(bindir: &Path, dir: &Path, data: &Path) -> Result<Child, Harne
         dir = dir.display()
     );
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().map_err(|e| HarnessError(format!("cannot start the cleanup watchdog: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| HarnessError(format!("cannot start the cleanup watchdog: {e}")))?;
     // Keep the pipe open; write nothing.
     if let Some(stdin) = child.stdin.as_mut() {
         let _ = stdin.flush();

@@ -29,13 +29,20 @@ pub fn user_jwt(secret: &str, sub: &str, email: &str, ttl_secs: i64) -> String {
         "sub": sub, "aud": "authenticated", "role": "authenticated", "email": email,
         "iat": now, "exp": now + ttl_secs,
     });
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).expect("HS256 key"))
-        .expect("HS256 signing")
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()).expect("HS256 key"),
+    )
+    .expect("HS256 signing")
 }
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Writes `content` to `path` with mode 0600 (secrets) unless it exists; returns the content now there.

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod cluster;
 pub mod dev;
+pub mod stack;
 
 /// One line on stderr and exit status 2: the harness's way to fail without a stack trace.
 pub fn fail(message: impl std::fmt::Display) -> ! {

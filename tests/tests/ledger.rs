@@ -5,14 +5,19 @@ use std::sync::Arc;
 use tokio_postgres::{Client, NoTls};
 
 async fn connect(cluster: &Cluster) -> Client {
-    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls).await.expect("connect");
+    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
+        .await
+        .expect("connect");
     tokio::spawn(conn);
     client
 }
 
 fn start(settings: &[(&str, &str)]) -> Cluster {
     Cluster::start(Options {
-        settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Options::default()
     })
     .unwrap_or_else(|e| panic!("{e}"))
@@ -35,7 +40,10 @@ async fn sixteen_connections_get_exactly_limit_plus_burst() {
         // 15 x 63 + 55 = 1,000 decisions in all.
         let n = if i < 15 { 63 } else { 55 };
         tasks.push(tokio::spawn(async move {
-            let stmt = c.prepare("SELECT allowed FROM ama.rate_limit('exact', 'tok:hot')").await.unwrap();
+            let stmt = c
+                .prepare("SELECT allowed FROM ama.rate_limit('exact', 'tok:hot')")
+                .await
+                .unwrap();
             let mut admitted = 0u32;
             for _ in 0..n {
                 if c.query_one(&stmt, &[]).await.unwrap().get::<_, bool>(0) {
@@ -52,7 +60,10 @@ async fn sixteen_connections_get_exactly_limit_plus_burst() {
     // The whole run takes well under the 1 s emission interval, so nothing refills meanwhile.
     assert_eq!(admitted, 65, "60 a minute plus a burst of 5");
     let row = admin
-        .query_one("SELECT allowed, denied FROM ama.rate_limit_counters WHERE policy = 'exact'", &[])
+        .query_one(
+            "SELECT allowed, denied FROM ama.rate_limit_counters WHERE policy = 'exact'",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 65);
@@ -67,10 +78,18 @@ async fn decisions_in_rolled_back_transactions_still_count() {
         .await
         .unwrap();
     for _ in 0..3 {
-        c.batch_execute("BEGIN; SELECT * FROM ama.rate_limit('rb', 'ip:203.0.113.9'); ROLLBACK;").await.unwrap();
+        c.batch_execute("BEGIN; SELECT * FROM ama.rate_limit('rb', 'ip:203.0.113.9'); ROLLBACK;")
+            .await
+            .unwrap();
     }
-    let allowed: bool =
-        c.query_one("SELECT allowed FROM ama.rate_limit('rb', 'ip:203.0.113.9')", &[]).await.unwrap().get(0);
+    let allowed: bool = c
+        .query_one(
+            "SELECT allowed FROM ama.rate_limit('rb', 'ip:203.0.113.9')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(!allowed, "three rolled-back decisions used the allowance");
 }
 
@@ -84,7 +103,10 @@ async fn flood_of_distinct_keys_stays_bounded_and_locks_nobody_out() {
     )
     .await
     .unwrap();
-    let hot = c.prepare("SELECT allowed FROM ama.rate_limit('hot', 'tok:victim')").await.unwrap();
+    let hot = c
+        .prepare("SELECT allowed FROM ama.rate_limit('hot', 'tok:victim')")
+        .await
+        .unwrap();
     for _ in 0..5 {
         assert!(c.query_one(&hot, &[]).await.unwrap().get::<_, bool>(0));
     }
@@ -96,18 +118,39 @@ async fn flood_of_distinct_keys_stays_bounded_and_locks_nobody_out() {
     )
     .await
     .unwrap();
-    let slots: i64 = c.query_one("SELECT slots FROM ama.rate_limit_ledger()", &[]).await.unwrap().get(0);
+    let slots: i64 = c
+        .query_one("SELECT slots FROM ama.rate_limit_ledger()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(slots, 1024);
-    let live: i64 = c.query_one("SELECT count(*) FROM ama.rate_limit_buckets", &[]).await.unwrap().get(0);
+    let live: i64 = c
+        .query_one("SELECT count(*) FROM ama.rate_limit_buckets", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(live <= 1024, "live buckets {live} exceed the ledger size");
     // The heavy user is still limited: the flood evicted only barely-used keys.
-    assert!(!c.query_one(&hot, &[]).await.unwrap().get::<_, bool>(0), "victim state was evicted");
+    assert!(
+        !c.query_one(&hot, &[]).await.unwrap().get::<_, bool>(0),
+        "victim state was evicted"
+    );
     // A newcomer is admitted during the flood.
-    let newcomer: bool =
-        c.query_one("SELECT allowed FROM ama.rate_limit('flood', 'ip:192.0.2.200')", &[]).await.unwrap().get(0);
+    let newcomer: bool = c
+        .query_one(
+            "SELECT allowed FROM ama.rate_limit('flood', 'ip:192.0.2.200')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(newcomer);
     // Reset gives the victim its allowance back at once.
-    let was: bool = c.query_one("SELECT ama.rate_limit_reset('hot', 'tok:victim')", &[]).await.unwrap().get(0);
+    let was: bool = c
+        .query_one("SELECT ama.rate_limit_reset('hot', 'tok:victim')", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(was);
     assert!(c.query_one(&hot, &[]).await.unwrap().get::<_, bool>(0));
 }
@@ -116,14 +159,19 @@ async fn flood_of_distinct_keys_stays_bounded_and_locks_nobody_out() {
 async fn bucket_view_shows_ids_never_secrets_and_bad_input_has_sqlstates() {
     let cluster = start(&[]);
     let c = connect(&cluster).await;
-    c.batch_execute("SELECT * FROM ama.rate_limit('events_read', 'tok:7d1e3c1a-0000-4000-8000-000000000001')")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "SELECT * FROM ama.rate_limit('events_read', 'tok:7d1e3c1a-0000-4000-8000-000000000001')",
+    )
+    .await
+    .unwrap();
     let row = c
         .query_one("SELECT policy, key, remaining FROM ama.rate_limit_buckets WHERE policy = 'events_read'", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, String>(1), "tok:7d1e3c1a-0000-4000-8000-000000000001");
+    assert_eq!(
+        row.get::<_, String>(1),
+        "tok:7d1e3c1a-0000-4000-8000-000000000001"
+    );
     assert_eq!(row.get::<_, i64>(2), 299);
     for (sql, state) in [
         ("SELECT * FROM ama.rate_limit('no_such_policy', 'k')", "42704"),

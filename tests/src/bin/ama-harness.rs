@@ -26,7 +26,9 @@ fn main() {
         Some("exec") => exec(&args[1..]),
         Some("dev") => run_dev(),
         _ => {
-            eprintln!("usage: ama-harness exec [--no-extension] -- CMD [ARGS...]\n       ama-harness dev");
+            eprintln!(
+                "usage: ama-harness exec [--no-extension] -- CMD [ARGS...]\n       ama-harness dev"
+            );
             std::process::exit(2)
         }
     }
@@ -46,9 +48,18 @@ fn exec(args: &[String]) {
         }
         rest = &rest[1..];
     }
-    let Some((cmd, cmd_args)) = rest.split_first() else { fail("exec needs a command after --") };
-    let cluster = Cluster::start(Options { create_extension, ..Options::default() }).unwrap_or_else(|e| fail(e));
-    let status = Command::new(cmd).args(cmd_args).envs(cluster.env()).status();
+    let Some((cmd, cmd_args)) = rest.split_first() else {
+        fail("exec needs a command after --")
+    };
+    let cluster = Cluster::start(Options {
+        create_extension,
+        ..Options::default()
+    })
+    .unwrap_or_else(|e| fail(e));
+    let status = Command::new(cmd)
+        .args(cmd_args)
+        .envs(cluster.env())
+        .status();
     drop(cluster);
     match status {
         Ok(s) => std::process::exit(s.code().unwrap_or(1)),
@@ -62,7 +73,18 @@ fn sql_quote(s: &str) -> String {
 
 fn psql_url(url: &str, sql: &str) -> Result<String, String> {
     let out = Command::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run psql: {e}"))?;
@@ -74,7 +96,8 @@ fn psql_url(url: &str, sql: &str) -> Result<String, String> {
 
 fn run_dev() {
     let root = PathBuf::from(std::env::var("AMA_HOME").unwrap_or_else(|_| ".ama".into()));
-    std::fs::create_dir_all(root.join("tls")).unwrap_or_else(|e| fail(format!("cannot create {}: {e}", root.display())));
+    std::fs::create_dir_all(root.join("tls"))
+        .unwrap_or_else(|e| fail(format!("cannot create {}: {e}", root.display())));
     if cluster::port_in_use(8443) {
         fail("port 8443 on 127.0.0.1 is already in use; stop the other ama-shim (or whatever listens there) and run again");
     }
@@ -99,8 +122,14 @@ fn run_dev() {
     };
     let password = dev::write_once(&root.join("authenticator.password"), dev::hs256_secret)
         .unwrap_or_else(|e| fail(format!("cannot write the authenticator password: {e}")));
-    psql_url(&admin_url, &format!("ALTER ROLE ama_authenticator LOGIN PASSWORD {}", sql_quote(password.trim())))
-        .unwrap_or_else(|e| fail(format!("cannot configure ama_authenticator: {e}")));
+    psql_url(
+        &admin_url,
+        &format!(
+            "ALTER ROLE ama_authenticator LOGIN PASSWORD {}",
+            sql_quote(password.trim())
+        ),
+    )
+    .unwrap_or_else(|e| fail(format!("cannot configure ama_authenticator: {e}")));
     let shim_url = authenticator_url(&admin_url, password.trim());
 
     // Development TLS certificate and JWT secret, made once.
@@ -123,13 +152,17 @@ fn run_dev() {
          SET LOCAL ROLE authenticated;
          SELECT raw_token FROM ama.issue_agent_token('{DEV_AGENT}', 'Dev Agent'); COMMIT;"
     );
-    let agent_token = psql_url(&admin_url, &setup).unwrap_or_else(|e| fail(format!("cannot create the development identities: {e}")));
+    let agent_token = psql_url(&admin_url, &setup)
+        .unwrap_or_else(|e| fail(format!("cannot create the development identities: {e}")));
     let jwt = dev::user_jwt(secret.trim(), DEV_USER, "dev@example.com", 12 * 3600);
 
     // The shim.
-    let shim_bin = std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| "target/release/ama-shim".into());
+    let shim_bin =
+        std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| "target/release/ama-shim".into());
     if !Path::new(&shim_bin).exists() {
-        fail(format!("{shim_bin} not found; build it with: cargo build --release -p ama-shim"));
+        fail(format!(
+            "{shim_bin} not found; build it with: cargo build --release -p ama-shim"
+        ));
     }
     let mut shim = Command::new(&shim_bin)
         .args(["--listen", SHIM_ADDR])
@@ -172,14 +205,20 @@ fn run_dev() {
 
 fn authenticator_url(admin_url: &str, password: &str) -> String {
     // postgres://user[:pw]@host... -> postgres://ama_authenticator:pw@host...
-    match admin_url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host))) {
+    match admin_url
+        .split_once("://")
+        .and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host)))
+    {
         Some((scheme, host)) => format!("{scheme}://ama_authenticator:{password}@{host}"),
         None => fail("DATABASE_URL must look like postgres://user[:password]@host:port/db"),
     }
 }
 
 fn redact_url(url: &str) -> String {
-    match url.split_once("://").and_then(|(s, rest)| rest.split_once('@').map(|(cred, host)| (s, cred, host))) {
+    match url
+        .split_once("://")
+        .and_then(|(s, rest)| rest.split_once('@').map(|(cred, host)| (s, cred, host)))
+    {
         Some((s, cred, host)) => format!("{s}://{}@{host}", cred.split(':').next().unwrap_or("")),
         None => url.to_string(),
     }

@@ -1,0 +1,129 @@
+//! A whole running system for end-to-end tests: a throwaway cluster, an internal API key, and
+//! `ama-shim` started as a subprocess on a free port with a fresh certificate and HS256 secret.
+//! The shim's logs are captured to a file so tests can check that no secret ever appears there.
+
+use crate::client::Client;
+use crate::cluster::{self, Cluster, Options};
+use crate::dev;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Stack {
+    pub cluster: Cluster,
+    pub client: Client,
+    pub cert_pem: String,
+    pub secret: String,
+    pub internal_key: String,
+    pub port: u16,
+    pub log_path: PathBuf,
+    shim: Option<Child>,
+}
+
+impl Stack {
+    /// Starts the cluster and the shim; `extra` are additional shim flags.
+    pub fn start(extra: &[&str]) -> Stack {
+        let cluster = Cluster::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let internal_key = cluster
+            .psql(
+                "postgres",
+                "SELECT raw_key FROM ama.create_internal_key('e2e')",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (cert_pem, key_pem) = dev::tls_cert();
+        let secret = dev::hs256_secret();
+        let dir = cluster.dir.join("shim");
+        std::fs::create_dir_all(&dir).expect("shim dir");
+        let (cert, key, secret_file) = (
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.join("jwt_secret"),
+        );
+        std::fs::write(&cert, &cert_pem).expect("cert");
+        std::fs::write(&key, &key_pem).expect("key");
+        std::fs::write(&secret_file, &secret).expect("secret");
+        let port = cluster::free_port().expect("port");
+        let log_path = dir.join("shim.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let bin = std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| {
+            let root = env!("CARGO_MANIFEST_DIR");
+            format!("{root}/../target/debug/ama-shim")
+        });
+        let shim = Command::new(&bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--jwt-secret-file")
+            .arg(&secret_file)
+            .arg("--database-url")
+            .arg(cluster.url("ama_authenticator"))
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}); build it with cargo build -p ama-shim")
+            });
+        let ok = cluster::wait_until(Duration::from_secs(20), || cluster::port_in_use(port));
+        let client = Client::new(&format!("127.0.0.1:{port}"), &cert_pem);
+        let stack = Stack {
+            cluster,
+            client,
+            cert_pem,
+            secret,
+            internal_key,
+            port,
+            log_path,
+            shim: Some(shim),
+        };
+        assert!(ok, "ama-shim did not listen within 20 s:\n{}", stack.logs());
+        stack
+    }
+
+    /// A user JWT for `sub`, valid for an hour.
+    pub fn jwt(&self, sub: &str) -> String {
+        dev::user_jwt(&self.secret, sub, &format!("{sub}@example.com"), 3600)
+    }
+
+    /// Everything the shim has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Creates or updates a user through the internal endpoint.
+    pub async fn put_user(&self, user_id: &str, plan: &str) -> crate::client::Response {
+        let body = serde_json::json!({"email": format!("{user_id}@example.com"), "plan": plan});
+        let bytes = serde_json::to_vec(&body).expect("json");
+        self.client
+            .send(
+                "PUT",
+                &format!("/internal/v1/users/{user_id}"),
+                &[
+                    ("x-internal-api-key", self.internal_key.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                Some(&bytes),
+            )
+            .await
+            .expect("PUT user")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut shim) = self.shim.take() {
+            unsafe { libc::kill(shim.id() as i32, libc::SIGTERM) };
+            if !cluster::wait_until(Duration::from_secs(10), || {
+                matches!(shim.try_wait(), Ok(Some(_)))
+            }) {
+                let _ = shim.kill();
+            }
+            let _ = shim.wait();
+        }
+    }
+}
