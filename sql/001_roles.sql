@@ -30,8 +30,5 @@ $roles$;
 -- The shim's login role may switch to the three request roles, and to nothing else.
 GRANT anon, authenticated, service_role TO ama_authenticator;
 
--- Requests made with an internal API key act as a trusted service.
-GRANT ama_service TO service_role;
-
 -- Bound parameters (which may carry a raw token) never reach the server log.
 ALTER ROLE ama_authenticator SET log_parameter_max_length = 0;

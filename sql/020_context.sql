@@ -21,12 +21,15 @@ AS $$
                 THEN substr(pg_catalog.current_setting('ama.actor_id', true), 6)::uuid END
 $$;
 
--- user, agent, visitor, service or anon. A SQL login in ama_service without a context is a service.
+-- user, agent, visitor, service or anon. Without a context, a session is a service only when both its
+-- login and its current role are in ama_service (so neither SECURITY DEFINER code nor SET ROLE makes one).
 CREATE FUNCTION ama.principal_kind() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(
         nullif(pg_catalog.current_setting('ama.principal_kind', true), ''),
-        CASE WHEN pg_catalog.pg_has_role(current_user, 'ama_service', 'USAGE') THEN 'service' ELSE 'anon' END)
+        CASE WHEN pg_catalog.pg_has_role(session_user, 'ama_service', 'USAGE')
+                  AND pg_catalog.pg_has_role(current_user, 'ama_service', 'USAGE')
+             THEN 'service' ELSE 'anon' END)
 $$;
 
 -- The plan of the current principal (an agent acts on its owner's plan).

@@ -117,6 +117,7 @@ fn token_hash(raw_token: Option<&str>, kind: Option<&str>) -> Vec<u8> {
 /// Verifies an external agent token for trusted services: returns its token id and agent, or
 /// raises 28000 without saying which check failed.
 #[pg_extern(volatile, security_definer, name = "verify_agent_token")]
+#[search_path(pg_catalog)]
 fn verify_agent_token(
     raw_token: Option<&str>,
 ) -> TableIterator<'static, (name!(token_id, String), name!(agent_actor_id, String))> {
@@ -129,6 +130,7 @@ fn verify_agent_token(
 
 /// Verifies an internal API key for trusted services: returns its key id and name.
 #[pg_extern(volatile, security_definer, name = "verify_internal_key")]
+#[search_path(pg_catalog)]
 fn verify_internal_key(
     raw_key: Option<&str>,
 ) -> TableIterator<'static, (name!(key_id, String), name!(actor_id, String))> {

@@ -485,6 +485,7 @@ fn require_key(key: Option<&str>) -> &str {
 /// Takes one decision for `key` under `policy`, for `plan` when given. The hit counts even if
 /// the calling transaction rolls back.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit")]
+#[search_path(pg_catalog)]
 fn rate_limit_sql(
     policy: Option<&str>,
     key: Option<&str>,
@@ -521,6 +522,7 @@ fn rate_limit_sql(
 
 /// Forgets the state of one key so it gets its full allowance again.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit_reset")]
+#[search_path(pg_catalog)]
 fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
     let p = require_policy(policy);
     reset(p.id, require_key(key))
@@ -528,6 +530,7 @@ fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
 
 /// Every live bucket: policy, key (a token id, user id or IP; never a secret), remaining, reset.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "_rate_buckets")]
+#[search_path(pg_catalog)]
 fn rate_buckets() -> TableIterator<
     'static,
     (

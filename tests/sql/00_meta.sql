@@ -111,7 +111,6 @@ SELECT is_empty(
        WHERE p.pronamespace = 'ama'::regnamespace AND p.prosecdef AND l.lanname IN ('sql', 'plpgsql')
          AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')$$,
     'every SQL/PL/pgSQL SECURITY DEFINER function in ama sets search_path');
-SELECT todo('pgrx-generated SECURITY DEFINER functions (ama.request, rate_limit, verify_*) do not pin search_path yet', 1);
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'ama'::regnamespace AND p.prosecdef

@@ -212,9 +212,7 @@ SELECT is((SELECT last_seq FROM ama.threads WHERE thread_id = 'd0000000-0000-400
 SELECT is((SELECT count(*)::int FROM ama.participants WHERE thread_id = 'd0000000-0000-4000-8000-000000000001'), 2,
           'the victim thread still has its two participants');
 
--- Known gap (001_roles.sql: GRANT ama_service TO service_role): the authenticator can SET ROLE service_role,
--- then SET ROLE ama_service, and is then a trusted service (principal_kind 'service') without any key.
-SELECT todo('ama_authenticator reaches ama_service through service_role (role grant in 001_roles.sql)', 1);
+-- The authenticator can switch to service_role, but that is not a trusted SQL service without a key.
 SELECT ok(NOT pg_has_role('ama_authenticator', 'ama_service', 'MEMBER'),
           'ama_authenticator cannot become a trusted SQL service (ama_service) without an internal key');
 

@@ -560,6 +560,10 @@ async fn documented_rate_limits_return_429_with_headers() {
         "admitted {admitted} in {refill} s"
     );
     let r = denied.expect("a 429 within 120 requests");
+    assert_eq!(r.json()["code"], "RATE_LIMITED");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(r.header("ratelimit-policy").unwrap().contains("q=60"));
+    assert!(r.header("ratelimit").unwrap().contains("r=0"));
     // Another credential is unaffected.
     let r = s
         .client
