@@ -51,7 +51,7 @@ log "redis $REDIS_VERSION on port $REDIS_PORT; -n $N_100K (100k keys), $N_HOT (h
 counters() { q -c "SELECT coalesce(sum(allowed),0) || ' ' || coalesce(sum(denied),0) FROM ama.rate_limit_counters WHERE policy = '$1'"; }
 
 # --- main comparison, interleaved rounds -------------------------------------------------------
-VARIANTS=(select1 ledger_100k ledger_hot ledger_deny counter_100k counter_hot redis_100k redis_hot)
+VARIANTS=(select1 srf_floor ledger_100k ledger_hot ledger_deny counter_100k counter_hot redis_100k redis_hot)
 for r in $(seq 1 "$BENCH_ROUNDS"); do
     for v in "${VARIANTS[@]}"; do
         case $v in
@@ -86,11 +86,41 @@ KEYS=(1000 10000 100000 1000000)
 for r in $(seq 1 "$BENCH_ROUNDS"); do
     res=$(pgbench_run sweep_select1 "$L/select1.sql"); read -r tps lat <<<"$res"
     echo "$r select1 tps $tps" >>"$SWEEP"; log "sweep round $r select1: $tps tps"
+    # the main run's 100k-key script again, to compare the same script under the bigger ledger
+    res=$(pgbench_run sweep_ledger_100k "$L/ledger_100k.sql"); read -r tps lat <<<"$res"
+    echo "$r ledger_100k tps $tps" >>"$SWEEP"; log "sweep round $r ledger_100k.sql: $tps tps"
     for k in "${KEYS[@]}"; do
         res=$(pgbench_run "sweep_$k" "$L/ledger_keys.sql" -D nkeys="$k"); read -r tps lat <<<"$res"
         echo "$r keys_$k tps $tps" >>"$SWEEP"; echo "$r keys_$k lat_ms $lat" >>"$SWEEP"
         echo "$r keys_$k evictions $(q -c 'SELECT live_evictions FROM ama.rate_limit_ledger()')" >>"$SWEEP"
         log "sweep round $r keys=$k: $tps tps"
+    done
+done
+
+# --- durable commits: the counter table pays a WAL flush per request, the ledger writes no WAL ---
+# The harness runs with fsync/synchronous_commit/full_page_writes off, which flatters the counter
+# table; production runs with them on. Restart with them on and compare again.
+restart_server_with() {
+    local data dir port sock
+    data=$(q -c 'show data_directory'); dir=$(dirname "$data")
+    port=$(q -c 'show port'); sock=$(q -c 'show unix_socket_directories')
+    local opts="-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$sock -c shared_preload_libraries=ama_pg -c max_connections=200 $*"
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -o "$opts" -w -t 60 restart >/dev/null
+    else
+        "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -o "$opts" -w -t 60 restart >/dev/null
+    fi
+    for _ in $(seq 50); do q -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+}
+DURABLE=$RESULTS/ledger-durable-raw.txt
+: >"$DURABLE"
+restart_server_with -c fsync=on -c synchronous_commit=on -c full_page_writes=on
+DURABLE_SETTINGS=$(q -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")
+DVARIANTS=(select1 ledger_hot counter_hot counter_100k)
+for r in $(seq 1 "$BENCH_ROUNDS"); do
+    for v in "${DVARIANTS[@]}"; do
+        res=$(pgbench_run "durable_$v" "$L/$v.sql"); read -r tps lat <<<"$res"
+        echo "$r $v tps $tps" >>"$DURABLE"; log "durable round $r $v: $tps tps"
     done
 done
 
@@ -119,6 +149,20 @@ med() { get_vals "$1" "$2" "$3" | median; }
     row "ledger hot key / redis GCRA hot key" ledger_hot redis_hot ">=" 1.0
     row "SELECT 1 / redis GCRA 100k keys (the ceiling)" select1 redis_100k ">=" 0
     echo
+    echo "srf_floor (\`SELECT slots FROM ama.rate_limit_ledger()\`, a pgrx set-returning function doing nothing) / SELECT 1: $(fmt "$(ratio_median "$RAW" srf_floor select1 tps)" 2); ledger 100k keys / srf_floor: $(fmt "$(ratio_median "$RAW" ledger_100k srf_floor tps)" 2)"
+    echo
+    echo "### Durable commits ($DURABLE_SETTINGS)"
+    echo
+    echo "| variant | median TPS |"
+    echo "|---|---:|"
+    for v in "${DVARIANTS[@]}"; do echo "| $v | $(fmt "$(med "$DURABLE" "$v" tps)" 0) |"; done
+    echo
+    echo "| ratio (durable) | value | goal | verdict |"
+    echo "|---|---:|---:|---|"
+    x=$(ratio_median "$DURABLE" ledger_hot counter_hot tps); echo "| ledger hot key / counter table hot key | $(fmt "$x" 2) | >= 10 | $(verdict "$x" ">=" 10) |"
+    x=$(ratio_median "$DURABLE" ledger_hot select1 tps); echo "| ledger hot key / SELECT 1 | $(fmt "$x" 2) | >= 0.6 | $(verdict "$x" ">=" 0.6) |"
+    x=$(ratio_median "$DURABLE" counter_100k select1 tps); echo "| counter table 100k keys / SELECT 1 | $(fmt "$x" 2) | (info) | |"
+    echo
     echo "### Key-count sweep (ama.ratelimit_slots = 2097152)"
     echo
     echo "| keys | median TPS | / SELECT 1 | live evictions after run |"
@@ -127,6 +171,7 @@ med() { get_vals "$1" "$2" "$3" | median; }
         echo "| $k | $(fmt "$(med "$SWEEP" "keys_$k" tps)" 0) | $(fmt "$(ratio_median "$SWEEP" "keys_$k" select1 tps)" 2) | $(get_vals "$SWEEP" "keys_$k" evictions | tail -1) |"
     done
     echo "| SELECT 1 | $(fmt "$(med "$SWEEP" select1 tps)" 0) | 1.00 | |"
+    echo "| (ledger_100k.sql of the main run) | $(fmt "$(med "$SWEEP" ledger_100k tps)" 0) | $(fmt "$(ratio_median "$SWEEP" ledger_100k select1 tps)" 2) | |"
     spread=$(for k in "${KEYS[@]}"; do med "$SWEEP" "keys_$k" tps; done | sort -g | awk 'NR==1{mn=$1} {mx=$1} END{print mx/mn}')
     echo
     echo "max/min median TPS across key counts: $(fmt "$spread" 2) (goal <= 1.5: $(verdict "$spread" "<=" 1.5))"
