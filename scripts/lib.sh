@@ -75,7 +75,7 @@ ensure_prereqs() {
 
 install_extension() {
   step "building and installing the ama_pg extension (release)"
-  cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null \
+  cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null 2>&1 \
     || die "cargo pgrx install failed (run it by hand to see why: cargo pgrx install --release -p ama_pg)"
 }
 
@@ -102,12 +102,12 @@ run_tests() {
   cargo test -p ama_core -p ama-shim || failed+=("unit")
 
   step "#[pg_test] (ama_pg inside PostgreSQL)"
-  local d; d=$(pg_test_dir)
-  trap 'rm -rf "$d"' EXIT
+  PG_TEST_DIR=$(pg_test_dir)
+  trap 'rm -rf "${PG_TEST_DIR:-}"' EXIT
   if [ "$(id -u)" -eq 0 ]; then
-    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$d/data" || failed+=("pg_test")
+    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
   else
-    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --pgdata "$d/data" || failed+=("pg_test")
+    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
   fi
 
   # pg_test installed a test build; the other layers need the real one.
