@@ -1548,6 +1548,48 @@ async fn responses_match_the_openapi_document() {
         403,
     )
     .await;
+    // More credential errors: a visitor token outside the public routes, none at all, a
+    // malformed one (refused by the shim itself).
+    api.expect(req("GET", EVENTS, &ev).bearer(&vtoken), 403)
+        .await;
+    api.expect(req("GET", STREAM, &st).bearer(&vtoken), 403)
+        .await;
+    api.expect(
+        req("POST", AGENT_MESSAGES, &am).json(json!({"content": "x"})),
+        401,
+    )
+    .await;
+    api.expect(
+        req("POST", MODE, &mode).json(json!({"participation_mode": "open"})),
+        401,
+    )
+    .await;
+    api.expect(req("POST", WEBHOOKS, &wh).json(hook.clone()), 401)
+        .await;
+    api.expect(req("PUT", PROFILE, PROFILE).json(json!({})), 401)
+        .await;
+    api.expect(
+        req("POST", PUBLIC_SEND, ps)
+            .bearer("ama_vst_123")
+            .json(json!({"email": "v@example.org", "content": "hi"})),
+        401,
+    )
+    .await;
+    api.expect(
+        req("POST", MESSAGES, &msgs)
+            .bearer(&alice)
+            .raw(&vec![b' '; 70 * 1024]),
+        413,
+    )
+    .await;
+    api.bad(
+        req("POST", WEBHOOKS, "/api/v1/chat/threads/nope/webhooks")
+            .bearer(&alice)
+            .json(hook.clone()),
+        400,
+        true,
+    )
+    .await;
 
     // Internal: system messages.
     let sys = format!("/internal/v1/threads/{tid2}/system-messages");
