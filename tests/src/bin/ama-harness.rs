@@ -24,7 +24,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("exec") => exec(&args[1..]),
-        Some("dev") => run_dev(),
+        Some("dev") => {
+            if let Err(e) = run_dev() {
+                fail(e)
+            }
+        }
         _ => {
             eprintln!(
                 "usage: ama-harness exec [--no-extension] -- CMD [ARGS...]\n       ama-harness dev"
@@ -94,20 +98,21 @@ fn psql_url(url: &str, sql: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn run_dev() {
+/// Runs the whole system; returns an error line after stopping what it started.
+fn run_dev() -> Result<(), String> {
     let root = PathBuf::from(std::env::var("AMA_HOME").unwrap_or_else(|_| ".ama".into()));
     std::fs::create_dir_all(root.join("tls"))
-        .unwrap_or_else(|e| fail(format!("cannot create {}: {e}", root.display())));
+        .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     if cluster::port_in_use(8443) {
-        fail("port 8443 on 127.0.0.1 is already in use; stop the other ama-shim (or whatever listens there) and run again");
+        return Err("port 8443 on 127.0.0.1 is already in use; stop the other ama-shim (or whatever listens there) and run again".into());
     }
 
     // Database: DATABASE_URL, or the private cluster in .ama/pg.
     let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
-            psql_url(&url, "CREATE EXTENSION IF NOT EXISTS ama_pg").unwrap_or_else(|e| {
-                fail(format!("cannot install ama_pg through DATABASE_URL: {e} (the server needs shared_preload_libraries = 'ama_pg' and the extension files installed)"))
-            });
+            psql_url(&url, "CREATE EXTENSION IF NOT EXISTS ama_pg").map_err(|e| {
+                format!("cannot install ama_pg through DATABASE_URL: {e} (the server needs shared_preload_libraries = 'ama_pg' and the extension files installed)")
+            })?;
             (url, None)
         }
         _ => {
@@ -116,12 +121,12 @@ fn run_dev() {
                 port: Some(DEV_PG_PORT),
                 ..Options::default()
             })
-            .unwrap_or_else(|e| fail(e));
+            .map_err(|e| e.to_string())?;
             (c.url(cluster::SUPERUSER), Some(c))
         }
     };
     let password = dev::write_once(&root.join("authenticator.password"), dev::hs256_secret)
-        .unwrap_or_else(|e| fail(format!("cannot write the authenticator password: {e}")));
+        .map_err(|e| format!("cannot write the authenticator password: {e}"))?;
     psql_url(
         &admin_url,
         &format!(
@@ -129,8 +134,8 @@ fn run_dev() {
             sql_quote(password.trim())
         ),
     )
-    .unwrap_or_else(|e| fail(format!("cannot configure ama_authenticator: {e}")));
-    let shim_url = authenticator_url(&admin_url, password.trim());
+    .map_err(|e| format!("cannot configure ama_authenticator: {e}"))?;
+    let shim_url = authenticator_url(&admin_url, password.trim())?;
 
     // Development TLS certificate and JWT secret, made once.
     let (cert_path, key_path) = (root.join("tls/cert.pem"), root.join("tls/key.pem"));
@@ -138,29 +143,36 @@ fn run_dev() {
         let (cert, key) = dev::tls_cert();
         let _ = std::fs::remove_file(&cert_path);
         let _ = std::fs::remove_file(&key_path);
-        dev::write_once(&cert_path, || cert).unwrap_or_else(|e| fail(e));
-        dev::write_once(&key_path, || key).unwrap_or_else(|e| fail(e));
+        dev::write_once(&cert_path, || cert).map_err(|e| e.to_string())?;
+        dev::write_once(&key_path, || key).map_err(|e| e.to_string())?;
     }
     let secret_path = root.join("jwt_secret");
-    let secret = dev::write_once(&secret_path, dev::hs256_secret).unwrap_or_else(|e| fail(e));
+    let secret = dev::write_once(&secret_path, dev::hs256_secret).map_err(|e| e.to_string())?;
 
     // A starter user with an agent, and a fresh agent token for the curl lines.
-    let setup = format!(
+    let users = format!(
         "INSERT INTO ama.users (user_id, email, display_name, plan) VALUES ('{DEV_USER}', 'dev@example.com', 'Dev User', 'starter') ON CONFLICT (user_id) DO NOTHING;
-         INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name) VALUES ('user:{DEV_USER}', 'user', '{DEV_USER}', 'Dev User') ON CONFLICT DO NOTHING;
-         BEGIN; SELECT ama.impersonate('user:{DEV_USER}') \\g /dev/null
-         SET LOCAL ROLE authenticated;
-         SELECT raw_token FROM ama.issue_agent_token('{DEV_AGENT}', 'Dev Agent'); COMMIT;"
+         INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name) VALUES ('user:{DEV_USER}', 'user', '{DEV_USER}', 'Dev User') ON CONFLICT DO NOTHING"
     );
-    let agent_token = psql_url(&admin_url, &setup)
-        .unwrap_or_else(|e| fail(format!("cannot create the development identities: {e}")));
+    psql_url(&admin_url, &users).map_err(|e| format!("cannot create the development user: {e}"))?;
+    // One implicit transaction: act as the dev user, then issue; psql prints the last result only.
+    let issue = format!(
+        "SELECT ama.impersonate('user:{DEV_USER}'); SET LOCAL ROLE authenticated;
+         SELECT raw_token FROM ama.issue_agent_token('{DEV_AGENT}', 'Dev Agent')"
+    );
+    let agent_token = psql_url(&admin_url, &issue)
+        .map_err(|e| format!("cannot issue the development agent token: {e}"))?
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     let jwt = dev::user_jwt(secret.trim(), DEV_USER, "dev@example.com", 12 * 3600);
 
     // The shim.
     let shim_bin =
         std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| "target/release/ama-shim".into());
     if !Path::new(&shim_bin).exists() {
-        fail(format!(
+        return Err(format!(
             "{shim_bin} not found; build it with: cargo build --release -p ama-shim"
         ));
     }
@@ -174,10 +186,13 @@ fn run_dev() {
         .arg(&secret_path)
         .env("AMA_DATABASE_URL", &shim_url)
         .spawn()
-        .unwrap_or_else(|e| fail(format!("cannot start {shim_bin}: {e}")));
+        .map_err(|e| format!("cannot start {shim_bin}: {e}"))?;
     if !cluster::wait_until(Duration::from_secs(15), || cluster::port_in_use(8443)) {
         let _ = shim.kill();
-        fail("ama-shim did not start listening on 127.0.0.1:8443 within 15 s; see its log above");
+        return Err(
+            "ama-shim did not start listening on 127.0.0.1:8443 within 15 s; see its log above"
+                .into(),
+        );
     }
 
     let cacert = cert_path.display();
@@ -201,16 +216,17 @@ fn run_dev() {
     unsafe { libc::kill(shim.id() as i32, libc::SIGTERM) };
     let _ = shim.wait();
     drop(cluster);
+    Ok(())
 }
 
-fn authenticator_url(admin_url: &str, password: &str) -> String {
+fn authenticator_url(admin_url: &str, password: &str) -> Result<String, String> {
     // postgres://user[:pw]@host... -> postgres://ama_authenticator:pw@host...
     match admin_url
         .split_once("://")
         .and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host)))
     {
-        Some((scheme, host)) => format!("{scheme}://ama_authenticator:{password}@{host}"),
-        None => fail("DATABASE_URL must look like postgres://user[:password]@host:port/db"),
+        Some((scheme, host)) => Ok(format!("{scheme}://ama_authenticator:{password}@{host}")),
+        None => Err("DATABASE_URL must look like postgres://user[:password]@host:port/db".into()),
     }
 }
 
