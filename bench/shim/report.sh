@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Summarises bench/shim/results/{raw,jwt,idle,sse}.txt into the table printed by run.sh.
+set -euo pipefail
+R=${RESULTS:-$(cd "$(dirname "$0")" && pwd)/results}
+RAW=$R/raw.txt
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a"; else printf "%.*f\n", d, x }'; }
+verdict() { awk -v x="$1" -v op="$2" -v g="$3" 'BEGIN{ if (x=="nan"||x=="") {print "n/a"; exit} ok = (op==">=") ? (x>=g) : (x<=g); print (ok ? "met" : "MISSED") }'; }
+med() { awk -v v="$1" -v m="$2" '$2==v && $3==m {print $4}' "$RAW" | median; }
+ratio() {  # median over rounds of A.metric / B.metric (same round)
+    awk -v a="$1" -v b="$2" -v m="$3" '$3==m && $2==a {x[$1]=$4} $3==m && $2==b {y[$1]=$4}
+        END { for (r in x) if ((r in y) && y[r] > 0) print x[r]/y[r] }' "$RAW" | median
+}
+nrounds=$(awk '{print $1}' "$RAW" | sort -u | wc -l)
+
+cat "$R/machine.txt"
+echo
+echo "## 1. Shim vs pgbench, same ama.request SQL, same concurrency (issue 5; goal: TPS ratio >= 0.6)"
+echo "median of $nrounds interleaved rounds; latencies are the shim's, from wrk (HTTP/1.1 over TLS keep-alive)"
+printf '%-6s %10s %10s %8s %7s %8s %8s %8s %9s %9s\n' route shim_rps pg_tps ratio goal p50_ms p99_ms p999_ms shim_db_ms wrk_mean
+for r in read write; do
+    x=$(ratio "shim_$r" "pg_$r" tps)
+    printf '%-6s %10s %10s %8s %7s %8s %8s %8s %9s %9s\n' "$r" "$(fmt "$(med "shim_$r" tps)" 0)" "$(fmt "$(med "pg_$r" tps)" 0)" \
+        "$(fmt "$x")" "$(verdict "$x" '>=' 0.6)" "$(fmt "$(med "shim_$r" p50_ms)")" "$(fmt "$(med "shim_$r" p99_ms)")" \
+        "$(fmt "$(med "shim_$r" p999_ms)")" "$(fmt "$(med "shim_$r" shim_db_mean_ms)")" "$(fmt "$(med "shim_$r" mean_ms)")"
+done
+echo "CPU per request (µs, median): where the time goes on this 2-core machine"
+printf '%-12s %10s %10s %10s %10s\n' run postgres shim client total
+for v in shim_read pg_read shim_write pg_write; do
+    pg=$(med "$v" pg_cpu_us_per_req); sh=$(med "$v" shim_cpu_us_per_req); cl=$(med "$v" client_cpu_us_per_req)
+    [ "$sh" = nan ] && sh=0
+    printf '%-12s %10s %10s %10s %10s\n' "$v" "$(fmt "$pg" 0)" "$(fmt "$sh" 0)" "$(fmt "$cl" 0)" \
+        "$(fmt "$(awk -v a="$pg" -v b="$sh" -v c="$cl" 'BEGIN{print a+b+c}')" 0)"
+done
+echo
+echo "## 2. JWT verification, µs per verification (issue 5; bench/shim/jwtbench, ama_shim::jwt::Verifier)"
+cat "$R/jwt.txt"
+echo
+echo "## 3. Shim RSS with idle keep-alive TLS connections (issue 5; goal <= 64 MB)"
+open_kb=$(awk '$1=="rss_open_kb"{print $2}' "$R/idle.txt"); before_kb=$(awk '$1=="rss_before_kb"{print $2}' "$R/idle.txt")
+n=$(awk '$1=="open_connections"{print $2}' "$R/idle.txt")
+mb=$(awk -v k="$open_kb" 'BEGIN{print k/1024}')
+echo "connections open: $n; RSS before: $(fmt "$(awk -v k="$before_kb" 'BEGIN{print k/1024}')" 1) MB; with all open: $(fmt "$mb" 1) MB ($(verdict "$mb" '<=' 64)); per connection: $(fmt "$(awk -v a="$open_kb" -v b="$before_kb" -v n="$n" 'BEGIN{print (a-b)/n}')" 1) kB"
+grep -E 'non200|after_close' "$R/idle.txt"
+echo
+echo "## 4. Thread growth: poll latest page and agent send vs messages in the thread (issue 6; goal: growth <= 1.5x)"
+echo "pgbench -M prepared -c \$CLIENTS, same ama.request SQL as the shim sends; every size in the same table, interleaved"
+printf '%-10s %10s %10s %10s %10s\n' messages poll_tps poll_ms send_tps send_ms
+sizes=$(awk '$2 ~ /^poll_/ {sub("poll_","",$2); print $2}' "$RAW" | sort -un)
+for n in $sizes; do
+    printf '%-10s %10s %10s %10s %10s\n' "$n" "$(fmt "$(med "poll_$n" tps)" 0)" "$(fmt "$(med "poll_$n" mean_ms)")" \
+        "$(fmt "$(med "send_$n" tps)" 0)" "$(fmt "$(med "send_$n" mean_ms)")"
+done
+small=$(echo "$sizes" | head -1); large=$(echo "$sizes" | tail -1)
+pg=$(ratio "poll_$large" "poll_$small" mean_ms); sg=$(ratio "send_$small" "send_$large" tps)
+echo "poll latency growth $large/$small: $(fmt "$pg") ($(verdict "$pg" '<=' 1.5)); agent-send throughput drop $small/$large: $(fmt "$sg") ($(verdict "$sg" '<=' 1.5))"
+[ -f "$R/growth-table.txt" ] && echo "ama.messages during the growth runs (rows | total size): $(cat "$R/growth-table.txt")"
+echo
+echo "## 5. Commit-to-delivery on live SSE streams (issue 6)"
+cat "$R/sse.txt"

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
+# PGUSER=postgres, PGDATABASE exported for a throwaway cluster on 127.0.0.1).
+# Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
+# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS.
+set -euo pipefail
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a"; else printf "%.*f\n", d, x }'; }
+verdict() { awk -v x="$1" -v op="$2" -v g="$3" 'BEGIN{ ok = (op==">=") ? (x>=g) : (x<=g); print (ok ? "met" : "MISSED") }'; }
+
+PGBIN=/usr/lib/postgresql/15/bin
+SECS=$BENCH_SECS
+RAW=$RESULTS/raw.txt          # "round variant metric value"
+: >"$RAW"
+mkdir -p "$RESULTS/logs"
+WORK=$(mktemp -d /tmp/ama-shim-bench.XXXXXX)
+SHIM_PID=
+cleanup() {
+    if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then
+        kill -TERM "$SHIM_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$SHIM_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$SHIM_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+raw() { echo "$1 $2 $3 $4" >>"$RAW"; }
+
+# --- CPU accounting (clock ticks, 100 per second) ------------------------------------------------
+PM_PID=$(head -1 "$(q -c 'SHOW data_directory')/postmaster.pid")
+pg_ticks() {   # postmaster + reaped children + live children
+    local t c
+    t=$(awk '{print $14+$15+$16+$17}' "/proc/$PM_PID/stat")
+    for c in $(pgrep -P "$PM_PID"); do
+        t=$((t + $(awk '{print $14+$15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+shim_ticks() { awk '{print $14+$15}' "/proc/$SHIM_PID/stat"; }
+
+# --- identities, certificate, secret -------------------------------------------------------------
+uuid() { cat /proc/sys/kernel/random/uuid; }
+OWNER=$(uuid); AGENT="agent:$(uuid)"
+USERS=(); for _ in 0 1 2 3 4 5; do USERS+=("$(uuid)"); done
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -addext "basicConstraints=critical,CA:FALSE" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+head -c 48 /dev/urandom | base64 | tr -d '\n/+=' >"$WORK/jwt_secret"
+
+{
+    echo "UPDATE ama.rate_policies SET rate_limit = 100000000;"
+    echo "INSERT INTO ama.users (user_id, plan) VALUES ('$OWNER', 'starter');"
+    echo "INSERT INTO ama.actors (actor_id, kind, owner_user_id) VALUES ('user:$OWNER', 'user', '$OWNER');"
+    for u in "${USERS[@]}"; do
+        echo "INSERT INTO ama.users (user_id, plan) VALUES ('$u', 'basic');"
+        echo "INSERT INTO ama.actors (actor_id, kind, owner_user_id) VALUES ('user:$u', 'user', '$u');"
+    done
+} | q >/dev/null
+AGENT_TOKEN=$(q <<SQL | tail -1
+BEGIN;
+SELECT ama.impersonate('user:$OWNER') \\g /dev/null
+SET LOCAL ROLE authenticated;
+SELECT raw_token FROM ama.issue_agent_token('$AGENT', 'bench');
+COMMIT;
+SQL
+)
+[[ $AGENT_TOKEN == ama_eat_* ]] || { log "could not issue an agent token: $AGENT_TOKEN"; exit 1; }
+
+# --- the shim ------------------------------------------------------------------------------------
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+BASE=https://127.0.0.1:$PORT
+ulimit -n "$(ulimit -Hn)"
+"$ROOT/target/release/ama-shim" --listen "127.0.0.1:$PORT" --tls-cert "$WORK/cert.pem" \
+    --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
+    --database-url "postgres://ama_authenticator@127.0.0.1:$PGPORT/$PGDATABASE" \
+    --log-level warn >"$RESULTS/logs/shim.log" 2>&1 &
+SHIM_PID=$!
+for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$PORT/health" --resolve "localhost:$PORT:127.0.0.1" >/dev/null && break; sleep 0.2; done
+CURL=(curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
+URL=https://localhost:$PORT
+"${CURL[@]}" -f "$URL/ready" >/dev/null || { log "shim not ready"; cat "$RESULTS/logs/shim.log" >&2; exit 1; }
+log "shim pid $SHIM_PID on 127.0.0.1:$PORT (pool size default 16)"
+
+jwt_of() { python3 "$SHIM_DIR/tools.py" jwt "$WORK/jwt_secret" "$1"; }
+# thread with the agent and user $1, created through the API by the agent
+new_thread() {
+    "${CURL[@]}" -f -X POST "$URL/api/v1/chat/threads" -H "Authorization: Bearer $AGENT_TOKEN" \
+        -H 'Content-Type: application/json' -d "{\"target_user_ids\": [\"$1\"]}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["thread_id"])'
+}
+# bulk-load N messages into thread $1 (triggers off, explicit thread_seq), then ANALYZE
+load_msgs() {
+    local tid=$1 n=$2 user=$3
+    q >/dev/null <<SQL
+ALTER TABLE ama.messages DISABLE TRIGGER messages_assign_thread_seq, DISABLE TRIGGER messages_notify;
+INSERT INTO ama.messages (thread_id, thread_seq, sender_id, role, content, created_at)
+SELECT '$tid', t.last_seq + g,
+       CASE WHEN g % 2 = 0 THEN 'user:$user' ELSE '$AGENT' END,
+       CASE WHEN g % 2 = 0 THEN 'user' ELSE 'assistant' END,
+       'bulk message number ' || g || ' of a long benchmark thread',
+       now() - make_interval(secs => $n - g)
+FROM ama.threads t, generate_series(1, $n) g WHERE t.thread_id = '$tid';
+UPDATE ama.threads SET last_seq = last_seq + $n, last_message_at = now() WHERE thread_id = '$tid';
+ALTER TABLE ama.messages ENABLE TRIGGER messages_assign_thread_seq, ENABLE TRIGGER messages_notify;
+SQL
+}
+sqlq() { printf "%s" "$1" | sed "s/'/''/g"; }
+
+# --- 1. shim vs pgbench, same SQL, same concurrency ----------------------------------------------
+U0=${USERS[0]}
+T0=$(new_thread "$U0")
+load_msgs "$T0" 1000 "$U0"
+q -c "ANALYZE ama.messages" >/dev/null
+JWT0=$(jwt_of "$U0")
+CLAIMS0=$(python3 "$SHIM_DIR/tools.py" claims "$JWT0")
+AFTER0=500
+cat >"$WORK/pg_read.sql" <<SQL
+SELECT ama.request('events.poll', 'jwt', NULL, '$(sqlq "$CLAIMS0")'::jsonb, '127.0.0.1', '{"path": {"thread_id": "$T0"}, "query": {"after_seq": "$AFTER0", "limit": "50"},"body": null}'::jsonb);
+SQL
+cat >"$WORK/pg_write.sql" <<SQL
+\set r random(1, 1000000000)
+SELECT ama.request('messages.send', 'jwt', NULL, '$(sqlq "$CLAIMS0")'::jsonb, '127.0.0.1', jsonb_build_object('path', jsonb_build_object('thread_id', '$T0'), 'query', '{}'::jsonb, 'body', jsonb_build_object('content', 'pgbench ' || :client_id || ' ' || :r)));
+SQL
+# sanity: both paths answer 200 with the same shape
+"${CURL[@]}" -f -H "Authorization: Bearer $JWT0" "$URL/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("shim read ok:", len(d["events"]), "events")' >&2
+q -U ama_authenticator -h 127.0.0.1 -f "$WORK/pg_read.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("ama.request status", d.get("status"), "keys", sorted(d)[:6])' >&2
+
+pgbench_run() {   # name script -> "tps p50_ms p99_ms"
+    local name=$1 script=$2 out
+    out=$RESULTS/logs/$name.r$ROUND.log
+    local t0 t1
+    t0=$(pg_ticks)
+    { time "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -U ama_authenticator -c "$CLIENTS" -j "$THREADS" \
+        -T "$SECS" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
+    t1=$(pg_ticks)
+    grep -q '^number of failed transactions: [1-9]' "$out" && { log "pgbench $name failed transactions"; tail "$out" >&2; return 1; }
+    local tps xacts; tps=$(awk '/^tps = /{print $3; exit}' "$out"); xacts=$(awk '/^number of transactions actually processed/{print $6; exit}' "$out")
+    local lat; lat=$(awk '/^latency average = /{print $4; exit}' "$out")
+    local cli; cli=$(awk '/^user|^sys/{split($2,a,"m"); s+=a[1]*60+a[2]} END{print s}' "$out.time")
+    raw "$ROUND" "$name" tps "$tps"; raw "$ROUND" "$name" mean_ms "$lat"
+    raw "$ROUND" "$name" pg_cpu_us_per_req "$(awk -v d=$((t1 - t0)) -v n="$xacts" 'BEGIN{print d*10000/n}')"
+    raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$xacts" 'BEGIN{print s*1e6/n}')"
+    log "  pgbench $name: $tps tps, mean $lat ms"
+}
+metric_sum() { "${CURL[@]}" "$URL/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+wrk_run() {   # name lua
+    local name=$1 lua=$2 out=$RESULTS/logs/$1.r$ROUND.log
+    local p0 s0 c0 n0 p1 s1 c1 n1
+    p0=$(pg_ticks); s0=$(shim_ticks); c0=$(metric_sum ama_shim_db_seconds_sum); n0=$(metric_sum ama_shim_db_seconds_count)
+    { time env JWT="$JWT0" THREAD="$T0" AFTER_SEQ="$AFTER0" BENCH_SHIM_DIR="$SHIM_DIR" \
+        wrk -t"$THREADS" -c"$CLIENTS" -d"${SECS}s" --latency -s "$SHIM_DIR/$lua" "$BASE" >"$out" 2>&1 ; } 2>"$out.time"
+    p1=$(pg_ticks); s1=$(shim_ticks); c1=$(metric_sum ama_shim_db_seconds_sum); n1=$(metric_sum ama_shim_db_seconds_count)
+    local line; line=$(grep '^RESULT' "$out") || { log "wrk $name: no result"; cat "$out" >&2; return 1; }
+    read -r _ _ reqs _ _ _ rps _ p50 _ p99 _ p999 _ mean _ _ _ serr _ sockerr <<<"$line"
+    [ "$serr" = 0 ] && [ "$sockerr" = 0 ] || { log "wrk $name: $serr HTTP errors, $sockerr socket errors"; cat "$out" >&2; return 1; }
+    local cli; cli=$(awk '/^user|^sys/{split($2,a,"m"); s+=a[1]*60+a[2]} END{print s}' "$out.time")
+    raw "$ROUND" "$name" tps "$rps"; raw "$ROUND" "$name" p50_ms "$(awk -v x="$p50" 'BEGIN{print x/1000}')"
+    raw "$ROUND" "$name" p99_ms "$(awk -v x="$p99" 'BEGIN{print x/1000}')"; raw "$ROUND" "$name" p999_ms "$(awk -v x="$p999" 'BEGIN{print x/1000}')"
+    raw "$ROUND" "$name" mean_ms "$(awk -v x="$mean" 'BEGIN{print x/1000}')"
+    raw "$ROUND" "$name" shim_db_mean_ms "$(awk -v a="$c0" -v b="$c1" -v x="$n0" -v y="$n1" 'BEGIN{print (b-a)*1000/(y-x)}')"
+    raw "$ROUND" "$name" shim_cpu_us_per_req "$(awk -v d=$((s1 - s0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
+    raw "$ROUND" "$name" pg_cpu_us_per_req "$(awk -v d=$((p1 - p0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
+    raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$reqs" 'BEGIN{print s*1e6/n}')"
+    log "  wrk $name: $rps req/s, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
+}
+
+log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds"
+for ROUND in $(seq "$BENCH_ROUNDS"); do
+    if [ $((ROUND % 2)) = 1 ]; then
+        wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"
+        pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run shim_write write.lua
+    else
+        pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run shim_read read.lua
+        wrk_run shim_write write.lua; pgbench_run pg_write "$WORK/pg_write.sql"
+    fi
+done
+
+# --- 3. RSS with idle keep-alive connections ------------------------------------------------------
+log "3. shim RSS with $IDLE_CONNS idle keep-alive TLS connections"
+python3 "$SHIM_DIR/tools.py" idle --port "$PORT" --cacert "$WORK/cert.pem" --jwt "$JWT0" --pid "$SHIM_PID" \
+    --n "$IDLE_CONNS" --path "/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" | tee "$RESULTS/idle.txt" >&2
+
+# --- 5. commit-to-delivery on live SSE streams ----------------------------------------------------
+log "5. SSE commit-to-delivery: $SSE_STREAMS streams, $SSE_MESSAGES messages"
+TS=$(new_thread "${USERS[5]}")
+JWTS=$(jwt_of "${USERS[5]}")
+python3 "$SHIM_DIR/tools.py" sse --port "$PORT" --cacert "$WORK/cert.pem" --thread "$TS" --jwt "$JWTS" \
+    --n "$SSE_STREAMS" --m "$SSE_MESSAGES" --gap-ms 100 | tee "$RESULTS/sse.txt" >&2
+
+# --- 4. thread growth: poll and agent send at 10^3 .. 10^6 messages --------------------------------
+log "4. thread growth: sizes $SIZES"
+declare -A TID SJ
+i=1
+for n in $SIZES; do
+    u=${USERS[$i]}; i=$((i + 1))
+    TID[$n]=$(new_thread "$u")
+    log "  loading $n messages into ${TID[$n]}"
+    load_msgs "${TID[$n]}" "$n" "$u"
+    SJ[$n]=$(python3 "$SHIM_DIR/tools.py" claims "$(jwt_of "$u")")
+done
+q -c "VACUUM ANALYZE ama.messages" >/dev/null
+q -c "SELECT count(*) AS messages, pg_size_pretty(pg_total_relation_size('ama.messages')) AS size FROM ama.messages" | tee "$RESULTS/growth-table.txt" >&2
+for n in $SIZES; do
+    last=$(q -c "SELECT last_seq FROM ama.threads WHERE thread_id = '${TID[$n]}'")
+    cat >"$WORK/poll_$n.sql" <<SQL
+SELECT ama.request('events.poll', 'jwt', NULL, '$(sqlq "${SJ[$n]}")'::jsonb, '127.0.0.1', '{"path": {"thread_id": "${TID[$n]}"}, "query": {"after_seq": "$((last - 50))", "limit": "50"},"body": null}'::jsonb);
+SQL
+    cat >"$WORK/send_$n.sql" <<SQL
+\set r random(1, 1000000000)
+SELECT ama.request('messages.agent_send', 'agent', '$AGENT_TOKEN', NULL, '127.0.0.1', jsonb_build_object('path', jsonb_build_object('thread_id', '${TID[$n]}'), 'query', '{}'::jsonb, 'body', jsonb_build_object('content', 'agent ' || :client_id || ' ' || :r)));
+SQL
+    q -U ama_authenticator -h 127.0.0.1 -f "$WORK/poll_$n.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); b=d.get("body") or {}; ev=b.get("events", []); assert d.get("status")==200 and len(ev)==50, str(d)[:300]' ||
+        { log "poll at size $n does not return 50 events"; exit 1; }
+done
+reset_thread() {   # drop what the agent-send run added, so each size stays at its nominal size
+    q >/dev/null <<SQL
+DELETE FROM ama.messages m USING ama.threads t WHERE t.thread_id = '$1' AND m.thread_id = t.thread_id AND m.thread_seq > $2;
+UPDATE ama.threads SET last_seq = $2 WHERE thread_id = '$1';
+SQL
+}
+for ROUND in $(seq "$BENCH_ROUNDS"); do
+    order=$SIZES; [ $((ROUND % 2)) = 0 ] && order=$(echo "$SIZES" | tr ' ' '\n' | tac | tr '\n' ' ')
+    for n in $order; do
+        last=$(q -c "SELECT last_seq FROM ama.threads WHERE thread_id = '${TID[$n]}'")
+        pgbench_run "poll_$n" "$WORK/poll_$n.sql"
+        pgbench_run "send_$n" "$WORK/send_$n.sql"
+        reset_thread "${TID[$n]}" "$last"
+    done
+    q -c "VACUUM ama.messages" >/dev/null
+done
+log "suite done"
+echo "$SHIM_PID" >/dev/null

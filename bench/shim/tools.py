@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Small load tools for bench/shim (stdlib only: asyncio + ssl).
+
+  tools.py jwt SECRET_FILE SUB              print an HS256 user JWT (aud authenticated, 1 h)
+  tools.py claims JWT                       print the JWT's claims JSON (what the shim forwards)
+  tools.py idle --port P --cacert C --path PATH --jwt J --pid PID --n N
+        open N TLS keep-alive connections, one GET on each, keep them open; print VmRSS of PID
+        before, with all N open, and after closing (kB), as "rss_before_kb ...", etc.
+  tools.py sse --port P --cacert C --thread T --jwt J --n N --m M [--gap-ms G]
+        open N event streams, then POST M messages one by one (each after the previous one was
+        delivered to every stream, or after a timeout); print per-delivery latencies.
+Everything goes to 127.0.0.1 only.
+"""
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import ssl
+import sys
+import time
+import uuid
+from datetime import datetime
+
+HOST = "127.0.0.1"
+
+
+def b64u(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def mint(secret: str, sub: str, lifetime: int = 3600) -> str:
+    now = int(time.time())
+    head = b64u(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"sub": sub, "aud": "authenticated", "role": "authenticated",
+              "email": f"{sub}@example.com", "iat": now, "exp": now + lifetime}
+    body = b64u(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64u(sig)}"
+
+
+def claims_of(jwt: str) -> str:
+    p = jwt.split(".")[1]
+    p += "=" * (-len(p) % 4)
+    # default separators (", ", ": "): pgbench would read ":name" inside the JSON as a variable
+    return json.dumps(json.loads(base64.urlsafe_b64decode(p)))
+
+
+def ctx(cacert):
+    c = ssl.create_default_context(cafile=cacert)
+    c.set_alpn_protocols(["http/1.1"])
+    return c
+
+
+def rss_kb(pid) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+async def read_response(reader):
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    if "content-length" in hdrs:
+        body = await reader.readexactly(int(hdrs["content-length"]))
+    elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    else:
+        raise RuntimeError(f"response without length: {lines[0]}")
+    return status, hdrs, body
+
+
+def request_bytes(method, path, jwt, body=None):
+    h = [f"{method} {path} HTTP/1.1", "Host: localhost", f"Authorization: Bearer {jwt}"]
+    data = b""
+    if body is not None:
+        data = json.dumps(body).encode()
+        h += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
+    return ("\r\n".join(h) + "\r\n\r\n").encode() + data
+
+
+async def idle(a):
+    sslctx = ctx(a["cacert"])
+    pid = int(a["pid"])
+    n = int(a["n"])
+    before = rss_kb(pid)
+    conns, fails = [], 0
+    sem = asyncio.Semaphore(32)
+
+    async def one():
+        nonlocal fails
+        async with sem:
+            try:
+                r, w = await asyncio.open_connection(HOST, int(a["port"]), ssl=sslctx,
+                                                     server_hostname="localhost")
+                w.write(request_bytes("GET", a["path"], a["jwt"]))
+                st, _, _ = await read_response(r)
+                if st != 200:
+                    fails += 1
+                conns.append((r, w))
+            except Exception as e:  # noqa: BLE001
+                fails += 1
+                print(f"# connection failed: {e!r}", file=sys.stderr)
+
+    t0 = time.time()
+    await asyncio.gather(*(one() for _ in range(n)))
+    await asyncio.sleep(2)
+    during = rss_kb(pid)
+    await asyncio.sleep(3)
+    during2 = rss_kb(pid)
+    print(f"rss_before_kb {before}")
+    print(f"rss_open_kb {max(during, during2)}")
+    print(f"open_connections {len(conns)}")
+    print(f"non200_or_failed {fails}")
+    print(f"open_seconds {time.time() - t0:.1f}")
+    for _, w in conns:
+        w.close()
+    await asyncio.sleep(2)
+    print(f"rss_after_close_kb {rss_kb(pid)}")
+
+
+def pct(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+async def sse(a):
+    sslctx = ctx(a["cacert"])
+    port, thread, jwt = int(a["port"]), a["thread"], a["jwt"]
+    n, m = int(a["n"]), int(a["m"])
+    gap = float(a.get("gap-ms", "100")) / 1000.0
+    recv = {}          # seq -> list of receive times (ns)
+    created = {}       # seq -> created_at (ns since epoch, database clock)
+    waiters = {}       # seq -> asyncio.Event set when all n streams got it
+    ready = 0
+    ready_ev = asyncio.Event()
+    path = f"/api/v1/chat/threads/{thread}/events/stream"
+
+    async def stream(after):
+        nonlocal ready
+        r, w = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
+        w.write(request_bytes("GET", f"{path}?after_seq={after}", jwt))
+        head = await r.readuntil(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n")[0]:
+            raise RuntimeError(f"stream refused: {head[:200]!r}")
+        chunked = b"chunked" in head.lower()
+        ready += 1
+        if ready == n:
+            ready_ev.set()
+        buf = b""
+        while True:
+            data = await r.read(65536)
+            if not data:
+                return
+            t = time.time_ns()
+            buf += data
+            # chunked framing: the SSE text is still readable line by line; chunk-size lines are
+            # hex-only lines, which never start with "id:" or "data:".
+            while b"\n\n" in buf:
+                frame, buf = buf.split(b"\n\n", 1)
+                seq, cat = None, None
+                for line in frame.split(b"\n"):
+                    line = line.strip(b"\r")
+                    if line.startswith(b"id:"):
+                        seq = int(line[3:].strip())
+                    elif line.startswith(b"data:"):
+                        try:
+                            d = json.loads(line[5:].strip())
+                            cat = d.get("created_at")
+                        except ValueError:
+                            pass
+                if seq is None:
+                    continue
+                recv.setdefault(seq, []).append(t)
+                if cat and seq not in created:
+                    created[seq] = int(datetime.fromisoformat(cat.replace("Z", "+00:00")).timestamp() * 1e9)
+                if len(recv[seq]) == n and seq in waiters:
+                    waiters[seq].set()
+            _ = chunked
+
+    # start after the current last event so the backlog is empty
+    r, w = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
+    w.write(request_bytes("GET", f"/api/v1/chat/threads/{thread}", jwt))
+    st, _, body = await read_response(r)
+    info = json.loads(body)
+    after = int(info.get("last_seq", 0))
+    tasks = [asyncio.create_task(stream(after)) for _ in range(n)]
+    await asyncio.wait_for(ready_ev.wait(), 60)
+    await asyncio.sleep(1.0)
+    posted = {}        # seq -> POST response arrival (ns)
+    sent = {}          # seq -> just before the POST was written (ns)
+    timeouts = 0
+    for i in range(m):
+        t_send = time.time_ns()
+        w.write(request_bytes("POST", f"/api/v1/chat/threads/{thread}/messages", jwt,
+                              {"content": f"sse bench {i} {uuid.uuid4()}"}))
+        st, _, body = await read_response(r)
+        t_resp = time.time_ns()
+        if st != 200:
+            raise RuntimeError(f"POST {st}: {body[:300]!r}")
+        seq = int(json.loads(body)["thread_seq"])
+        posted[seq], sent[seq] = t_resp, t_send
+        ev = waiters.setdefault(seq, asyncio.Event())
+        if len(recv.get(seq, [])) >= n:
+            ev.set()
+        try:
+            await asyncio.wait_for(ev.wait(), 10)
+        except asyncio.TimeoutError:
+            timeouts += 1
+        await asyncio.sleep(gap)
+    lat_resp, lat_created, lat_sent, spread = [], [], [], []
+    for seq, ts in recv.items():
+        if seq not in posted:
+            continue
+        lat_resp += [(t - posted[seq]) / 1e6 for t in ts]
+        lat_sent += [(t - sent[seq]) / 1e6 for t in ts]
+        if seq in created:
+            lat_created += [(t - created[seq]) / 1e6 for t in ts]
+        spread.append((max(ts) - min(ts)) / 1e6)
+    expected = n * m
+    got = sum(len(recv.get(s, [])) for s in posted)
+    print(f"streams {n}")
+    print(f"messages {m}")
+    print(f"deliveries {got} expected {expected} timeouts {timeouts}")
+    for name, xs in [("after_post_response_ms", lat_resp), ("after_created_at_ms", lat_created),
+                     ("after_post_sent_ms", lat_sent), ("fanout_spread_ms", spread)]:
+        print(f"{name} p50 {pct(xs, 50):.2f} p99 {pct(xs, 99):.2f} max {max(xs) if xs else float('nan'):.2f} n {len(xs)}")
+    for t in tasks:
+        t.cancel()
+    w.close()
+
+
+def parse(argv):
+    a, i = {}, 0
+    while i < len(argv):
+        k = argv[i].lstrip("-")
+        a[k] = argv[i + 1]
+        i += 2
+    return a
+
+
+def main():
+    cmd, rest = sys.argv[1], sys.argv[2:]
+    if cmd == "jwt":
+        print(mint(open(rest[0]).read().strip(), rest[1]))
+    elif cmd == "claims":
+        print(claims_of(rest[0]))
+    elif cmd == "idle":
+        asyncio.run(idle(parse(rest)))
+    elif cmd == "sse":
+        asyncio.run(sse(parse(rest)))
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
