@@ -13,6 +13,9 @@
 # (default 3; --quick: 1), CLIENTS (8), THREADS (2), BENCH_NTOKENS, BENCH_NTHREADS,
 # BENCH_PER_THREAD, BENCH_SKIP_INSTALL=1 (skip the extension install and harness build).
 set -euo pipefail
+# The whole script is one function, parsed before it runs: a checkout touching this file mid-run
+# cannot derail the running copy.
+main() {
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -106,3 +109,5 @@ for s in "${SUITES[@]}"; do
 done
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
 exit $status
+}
+main "$@"
