@@ -136,6 +136,9 @@ pgbench_run() {   # name script -> "tps p50_ms p99_ms"
     t0=$(pg_ticks)
     { time "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -U ama_authenticator -c "$CLIENTS" -j "$THREADS" \
         -T "$SECS" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
+    # pgbench's backends exit at the end: their CPU reaches the postmaster's cutime/cstime only
+    # once it has reaped them, so give that a moment before the snapshot
+    sleep 1
     t1=$(pg_ticks)
     grep -q '^number of failed transactions: [1-9]' "$out" && { log "pgbench $name failed transactions"; tail "$out" >&2; return 1; }
     local tps xacts; tps=$(awk '/^tps = /{print $3; exit}' "$out"); xacts=$(awk '/^number of transactions actually processed/{print $6; exit}' "$out")
