@@ -105,6 +105,19 @@ BEGIN
 END
 $$;
 
+-- A body field that must be a JSON number when present (query strings go through ama._int directly).
+CREATE FUNCTION ama._number(body jsonb, field text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF body ? field AND jsonb_typeof(body -> field) NOT IN ('number', 'null') THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected an integer', field);
+    END IF;
+    RETURN body -> field;
+END
+$$;
+
 -- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities.
 CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
 LANGUAGE plpgsql STABLE
@@ -371,7 +384,8 @@ BEGIN
         id := gen_random_uuid();
         BEGIN
             INSERT INTO ama.threads (thread_id, thread_type, participation_mode, owner_user_id, created_by, participant_key)
-            VALUES (id, 'private', mode, ama.uid(), me, key);
+            VALUES (id, 'private', mode,
+                    coalesce(ama.uid(), (SELECT a.owner_user_id FROM ama.actors a WHERE a.actor_id = me)), me, key);
         EXCEPTION WHEN unique_violation THEN
             id := NULL;
         END;
@@ -502,8 +516,8 @@ BEGIN
     id := ama._thread_for(args, 'send');
     RETURN ama.post_message(id, ama._text(body, 'content', 5000, 1), ama._text(body, 'client_message_id', 200, 1),
                             ama._mentions(body), ama._metadata(body),
-                            ama._int(body -> 'base_seq', 'base_seq', 0, 9223372036854775806),
-                            ama._int(body -> 'latest_seen_seq', 'latest_seen_seq', 0, 9223372036854775806));
+                            ama._int(ama._number(body, 'base_seq'), 'base_seq', 0, 9223372036854775806),
+                            ama._int(ama._number(body, 'latest_seen_seq'), 'latest_seen_seq', 0, 9223372036854775806));
 END
 $$;
 
@@ -562,7 +576,11 @@ DECLARE
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['agent_actor_id'], ARRAY['agent_display_name', 'expires_at']);
     BEGIN
-        expires := ama._text(body, 'expires_at', 64)::timestamptz;
+        expires := ama._text(body, 'expires_at', 64);
+        IF expires IS NOT NULL AND (body ->> 'expires_at' !~ '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$'
+                                    OR NOT isfinite(expires)) THEN
+            RAISE EXCEPTION USING ERRCODE = '22007';
+        END IF;
     EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'expires_at: expected an RFC 3339 timestamp';
     END;

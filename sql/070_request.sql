@@ -1,7 +1,10 @@
 -- ============================================================================
 -- ama_pg 070: ama.request(), the one statement the shim sends per request
 -- PL/pgSQL on purpose: the route function is called from here, not from Rust,
--- so its errors reach the client with their exact SQLSTATE (AM403, AM404, ...).
+-- so its errors keep their exact SQLSTATE (AM403, AM404, ...). They are turned
+-- into an error envelope through the shared SQLSTATE-to-HTTP table, so the
+-- response still carries the rate-limit state and the audit rows written before
+-- the route ran still commit; the route's own writes are rolled back.
 -- ama._request_begin() (Rust) authenticates, rate limits and sets the context;
 -- ama._become() (Rust) switches to the request role, which this function's
 -- SECURITY DEFINER exit (or the transaction's abort) switches back.
@@ -17,13 +20,30 @@ AS $$
 DECLARE
     pre jsonb := ama._request_begin(route, credential_kind, credential, claims, client_ip);
     result jsonb;
+    state text;
+    msg text;
+    http record;
 BEGIN
     IF pre ? 'body' THEN
         RETURN pre;
     END IF;
-    PERFORM ama._become(pre ->> 'role');
-    EXECUTE format('SELECT %s($1)', (pre ->> 'handler')::oid::regproc)
-       INTO result USING coalesce(args, '{}'::jsonb);
+    BEGIN
+        -- Inside the block: an error's subtransaction abort also switches back from the request role.
+        PERFORM ama._become(pre ->> 'role');
+        EXECUTE format('SELECT %s($1)', (pre ->> 'handler')::oid::regproc)
+           INTO result USING coalesce(args, '{}'::jsonb);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+        SELECT * INTO http FROM ama._http_error(state);
+        IF http.http_status >= 500 AND http.http_status <> 501 THEN
+            -- Unexpected errors keep their detail in the server log, not in the response.
+            RAISE LOG 'ama.request % failed: % %', route, state, msg;
+            msg := CASE WHEN http.http_status = 503 THEN 'service temporarily unavailable' ELSE 'internal error' END;
+        END IF;
+        RETURN jsonb_build_object('status', http.http_status,
+                                  'body', jsonb_build_object('code', http.error_code, 'message', msg),
+                                  'sqlstate', state, 'rate', pre -> 'rate', 'principal', pre -> 'principal');
+    END;
     RETURN jsonb_build_object('status', pre -> 'status', 'body', result,
                               'rate', pre -> 'rate', 'principal', pre -> 'principal');
 END

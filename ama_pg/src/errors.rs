@@ -60,3 +60,12 @@ fn sqlstate_http_map() -> TableIterator<
         .collect();
     TableIterator::new(rows)
 }
+
+/// HTTP status and AMA2 error code for one SQLSTATE (the same table the shim uses).
+#[pg_extern(immutable, parallel_safe, strict, name = "_http_error")]
+fn http_error(
+    sqlstate: &str,
+) -> TableIterator<'static, (name!(http_status, i32), name!(error_code, String))> {
+    let m = ama_core::errors::http_for(sqlstate);
+    TableIterator::once((i32::from(m.status), m.code.to_string()))
+}

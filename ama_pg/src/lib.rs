@@ -64,7 +64,12 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",
     name = "request_sql",
-    requires = ["http_api", request::request_begin, request::become_role]
+    requires = [
+        "http_api",
+        request::request_begin,
+        request::become_role,
+        errors::http_error
+    ]
 );
 pgrx::extension_sql_file!("../../sql/090_grants.sql", name = "grants", finalize);
 

@@ -362,9 +362,10 @@ BEGIN
         BEGIN
             PERFORM pg_temp.clear_context();
             SET LOCAL ROLE ama_authenticator;
-            r := ama.request(c.route, c.cred_kind, c.cred, c.claims, '192.0.2.10'::inet,
+            -- Route errors come back as envelopes carrying their SQLSTATE; report that, else the status.
+            r := (SELECT coalesce(e ->> 'sqlstate', e ->> 'status') FROM (SELECT ama.request(c.route, c.cred_kind, c.cred, c.claims, '192.0.2.10'::inet,
                              jsonb_build_object('path', jsonb_build_object('thread_id', (SELECT val FROM ids WHERE name = c.thread)),
-                                                'query', '{}'::jsonb, 'body', coalesce(c.body, '{}'::jsonb))) ->> 'status';
+                                                'query', '{}'::jsonb, 'body', coalesce(c.body, '{}'::jsonb))) AS e) x);
             RAISE EXCEPTION USING ERRCODE = 'ZZ999', MESSAGE = coalesce(r, '<null>');
         EXCEPTION
             WHEN SQLSTATE 'ZZ999' THEN r := SQLERRM;

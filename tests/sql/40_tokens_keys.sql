@@ -35,8 +35,8 @@ DECLARE r text;
 BEGIN
     BEGIN
         SET LOCAL ROLE ama_authenticator;
-        r := ama.request('events.poll', 'agent', token, NULL, ip,
-                         '{"path": {"thread_id": "e2000000-0000-4000-8000-000000000001"}}') ->> 'status';
+        r := (SELECT coalesce(e ->> 'sqlstate', e ->> 'status') FROM (SELECT ama.request('events.poll', 'agent', token, NULL, ip,
+                         '{"path": {"thread_id": "e2000000-0000-4000-8000-000000000001"}}') AS e) x);
     EXCEPTION WHEN OTHERS THEN r := SQLSTATE;
     END;
     RESET ROLE;
@@ -49,8 +49,8 @@ DECLARE r text;
 BEGIN
     BEGIN
         SET LOCAL ROLE ama_authenticator;
-        r := ama.request('internal.users.put', 'internal', key, NULL, ip,
-                         '{"path": {"user_id": "e0000000-0000-4000-8000-0000000000ff"}, "body": {"display_name": "k"}}') ->> 'status';
+        r := (SELECT coalesce(e ->> 'sqlstate', e ->> 'status') FROM (SELECT ama.request('internal.users.put', 'internal', key, NULL, ip,
+                         '{"path": {"user_id": "e0000000-0000-4000-8000-0000000000ff"}, "body": {"display_name": "k"}}') AS e) x);
     EXCEPTION WHEN OTHERS THEN r := SQLSTATE;
     END;
     RESET ROLE;

@@ -10,10 +10,18 @@ INSERT INTO ama.actors (actor_id, kind, owner_user_id) VALUES
     ('user:70000000-0000-4000-8000-00000000000a', 'user', '70000000-0000-4000-8000-00000000000a'),
     ('user:70000000-0000-4000-8000-00000000000b', 'user', '70000000-0000-4000-8000-00000000000b');
 
--- One request as user O through the shim entry point; returns the whole envelope.
-CREATE FUNCTION pg_temp.req(route text, args jsonb) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT ama.request(route, 'jwt', NULL, '{"sub": "70000000-0000-4000-8000-00000000000a", "aud": "authenticated"}',
-                       '203.0.113.70', args)
+-- One request as user O through the shim entry point; returns the envelope, and re-raises a route
+-- error envelope as the error it carries (its SQLSTATE and message) so throws_ok can check both.
+CREATE FUNCTION pg_temp.req(route text, args jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb := ama.request(route, 'jwt', NULL, '{"sub": "70000000-0000-4000-8000-00000000000a", "aud": "authenticated"}',
+                           '203.0.113.70', args);
+BEGIN
+    IF e ? 'sqlstate' THEN
+        RAISE EXCEPTION USING ERRCODE = e ->> 'sqlstate', MESSAGE = e -> 'body' ->> 'message';
+    END IF;
+    RETURN e;
+END
 $$;
 
 SET LOCAL ROLE ama_authenticator;
