@@ -10,6 +10,9 @@ const OUTSIDER: &str = "cccccccc-0000-4000-8000-000000000003";
 const AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000001";
 const OTHER_AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000002";
 
+/// Method, path, bearer, body and the expected status.
+type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, u16);
+
 /// A thread route: method, path suffix, body, the capability it needs, and who may call it.
 struct Route {
     name: &'static str,
@@ -237,7 +240,7 @@ async fn owner_and_internal_routes_by_credential_kind() {
     let starter = s.jwt(OWNER);
     let basic = s.jwt(MEMBER);
     let internal_user = format!("/internal/v1/users/{OUTSIDER}");
-    let cases: Vec<(&str, &str, Option<&str>, Option<Value>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "GET",
             "/api/v1/owner/external-agents/tokens",
