@@ -141,16 +141,13 @@ CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
 CREATE POLICY managers_remove_participants ON ama.participants FOR DELETE
     USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
 
--- messages: participants holding read see the thread's messages.
+-- messages: participants holding read see the thread's messages. The caller's readable threads are
+-- one uncorrelated sub-select (an initPlan, run once per query), so reading a thread's latest page
+-- keeps the owner's plan: a backward index scan that stops after the page.
 CREATE POLICY readers_read_messages ON ama.messages FOR SELECT
-    USING (EXISTS (SELECT 1 FROM ama.participants p
-                    WHERE p.thread_id = messages.thread_id
-                      AND p.actor_id = (SELECT ama.actor_id())
-                      AND 'read' = ANY (p.capabilities)));
-
--- messages: a sender sees what it sent (idempotent replays, RETURNING).
-CREATE POLICY senders_read_own_messages ON ama.messages FOR SELECT
-    USING (sender_id = (SELECT ama.actor_id()));
+    USING (thread_id = ANY (ARRAY(SELECT p.thread_id FROM ama.participants p
+                                   WHERE p.actor_id = (SELECT ama.actor_id())
+                                     AND 'read' = ANY (p.capabilities))));
 
 -- messages: holders of send post in their own name, users as user and agents as assistant.
 CREATE POLICY senders_post_messages ON ama.messages FOR INSERT

@@ -50,6 +50,20 @@ CREATE TABLE ama.routes (
 ALTER TABLE ama.routes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.routes FORCE ROW LEVEL SECURITY;
 
+-- Every policy with its per-plan overrides, as the ledger caches them (read past RLS for any caller).
+CREATE FUNCTION ama._rate_policy_rows()
+RETURNS TABLE (policy_id integer, name text, key_kind text, rate_limit bigint, period_ns bigint, burst bigint,
+               plan text, plan_limit bigint, plan_burst bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT p.policy_id::int, p.name, p.key_kind, p.rate_limit::bigint,
+           (extract(epoch FROM p.period) * 1e9)::bigint, p.burst::bigint,
+           o.plan, o.rate_limit::bigint, o.burst::bigint
+      FROM ama.rate_policies p
+      LEFT JOIN ama.rate_policy_overrides o ON o.policy = p.name
+$$;
+
 -- Policy changes reach every backend on its next request.
 CREATE TRIGGER rate_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.rate_policies
     FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();

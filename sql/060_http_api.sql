@@ -218,6 +218,16 @@ AS $$
         'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
 $$;
 
+-- One of the current actor's own messages, by id or by idempotency key (NULL when there is none).
+CREATE FUNCTION ama._own_message(thread uuid, mid uuid, cmid text) RETURNS ama.messages
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT * FROM ama.messages x
+     WHERE x.thread_id = thread AND x.sender_id = ama.actor_id()
+       AND (x.message_id = mid OR (mid IS NULL AND x.client_message_id = cmid))
+$$;
+
 -- Posts a message as the current actor with idempotency per (thread, sender); the core of every send route.
 CREATE FUNCTION ama.post_message(thread_id uuid, content text, client_message_id text DEFAULT NULL,
                                  mentions text[] DEFAULT '{}', metadata jsonb DEFAULT '{}',
@@ -230,6 +240,7 @@ DECLARE
     me text := ama.actor_id();
     kind text := ama.principal_kind();
     m ama.messages;
+    mid uuid;
     replay boolean := false;
 BEGIN
     IF content IS NULL OR char_length(content) < 1 THEN
@@ -250,26 +261,25 @@ BEGIN
                                    WHERE p.thread_id = post_message.thread_id AND p.actor_id = x)) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'mentions: every mention must name a participant of the thread';
     END IF;
+    -- The sender's own messages are read through ama._own_message(): the messages policy shows
+    -- rows to readers only, and a sender may hold send without read.
     IF client_message_id IS NOT NULL THEN
-        SELECT * INTO m FROM ama.messages x
-         WHERE x.thread_id = post_message.thread_id AND x.sender_id = me
-           AND x.client_message_id = post_message.client_message_id;
-        replay := FOUND;
+        m := ama._own_message(thread_id, NULL, client_message_id);
+        replay := m.message_id IS NOT NULL;
     END IF;
     IF NOT replay THEN
         BEGIN
-            INSERT INTO ama.messages AS x (thread_id, sender_id, role, content, mentions, client_message_id,
-                                           metadata, base_seq, latest_seen_seq)
-            VALUES (thread_id, me,
+            mid := gen_random_uuid();
+            INSERT INTO ama.messages (message_id, thread_id, sender_id, role, content, mentions, client_message_id,
+                                      metadata, base_seq, latest_seen_seq)
+            VALUES (mid, thread_id, me,
                     CASE kind WHEN 'agent' THEN 'assistant' WHEN 'service' THEN 'system' ELSE 'user' END,
                     content, coalesce(mentions, '{}'), client_message_id, coalesce(metadata, '{}'),
-                    base_seq, latest_seen_seq)
-            RETURNING x.* INTO m;
+                    base_seq, latest_seen_seq);
+            m := ama._own_message(thread_id, mid, NULL);
         EXCEPTION WHEN unique_violation THEN
             -- A concurrent replay won the race: return its message.
-            SELECT * INTO m FROM ama.messages x
-             WHERE x.thread_id = post_message.thread_id AND x.sender_id = me
-               AND x.client_message_id = post_message.client_message_id;
+            m := ama._own_message(thread_id, NULL, client_message_id);
             replay := true;
         END;
     END IF;

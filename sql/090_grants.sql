@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION
     ama._missing_users(uuid[]), ama._thread_json(uuid), ama._message_json(ama.messages),
     ama._mentions(jsonb), ama._metadata(jsonb), ama._mode(jsonb, boolean), ama._audit(text, text, jsonb),
     ama._agent_profile_json(ama.agent_profiles), ama._token_new(text), ama.token_hash(text, text),
-    ama.post_message(uuid, text, text, text[], jsonb, bigint, bigint),
+    ama.post_message(uuid, text, text, text[], jsonb, bigint, bigint), ama._own_message(uuid, uuid, text),
     ama.api_threads_create(jsonb), ama.api_threads_list(jsonb), ama.api_threads_get(jsonb),
     ama.api_threads_set_mode(jsonb), ama.api_messages_send(jsonb), ama.api_messages_agent_send(jsonb),
     ama.api_events_poll(jsonb), ama.api_not_implemented(jsonb),
@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- Trusted services create users, check tokens and keys, and take rate-limit decisions over SQL.
 GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_agent_token(text),
-    ama.verify_internal_key(text), ama.rate_limit(text, text, text, integer),
+    ama.verify_internal_key(text), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
     ama.rate_limit_enforce(text, text, text)
     TO service_role, ama_service, ama_admin;
 

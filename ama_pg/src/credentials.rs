@@ -8,7 +8,7 @@
 use ama_core::token::{self, TokenKind};
 use pgrx::prelude::*;
 
-use crate::errors;
+use crate::{errors, plans};
 
 /// A verified credential.
 pub struct Verified {
@@ -65,8 +65,9 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
         TokenKind::InternalKey => (KEY_LOOKUP, KEY_TOUCH),
     };
     let row = Spi::connect(|client| {
+        let plan = plans::plan(&client, lookup, &[plans::BYTEA]);
         let rows = client
-            .select(lookup, Some(1), &[hash.to_vec().into()])
+            .select(&*plan, Some(1), &[hash.to_vec().into()])
             .ok()?;
         let row = rows.first();
         let id: String = row.get(1).ok()??;

@@ -15,6 +15,7 @@ compile_error!("ama_pg must be built with panic = \"unwind\" (see the workspace 
 mod credentials;
 mod errors;
 mod gucs;
+mod plans;
 mod ratelimit;
 mod request;
 

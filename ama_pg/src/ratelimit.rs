@@ -15,12 +15,14 @@ use ama_core::gcra::{self, Policy};
 use pgrx::prelude::*;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::{errors, gucs};
 
-/// Slots per group (one probe sequence; a group is eight 72-byte slots plus its lock).
-const GROUP: usize = 8;
+/// Slots per group (one probe sequence: sixteen 72-byte slots plus their lock). Sixteen ways keep
+/// live keys from being evicted until the ledger is nearly full.
+const GROUP: usize = 16;
 /// Display bytes kept per key.
 const KEY_BYTES: usize = 40;
 /// Policies with counters (policy ids are 1..MAX_POLICIES).
@@ -399,23 +401,17 @@ impl CachedPolicy {
 }
 
 thread_local! {
-    static POLICIES: std::cell::RefCell<(u64, HashMap<String, CachedPolicy>)> =
+    static POLICIES: std::cell::RefCell<(u64, HashMap<String, Rc<CachedPolicy>>)> =
         std::cell::RefCell::new((0, HashMap::new()));
 }
 
-fn load_policies() -> HashMap<String, CachedPolicy> {
+fn load_policies() -> HashMap<String, Rc<CachedPolicy>> {
     let mut map: HashMap<String, CachedPolicy> = HashMap::new();
     Spi::connect(|client| {
+        // A SECURITY DEFINER SQL function reads the policy tables, so callers need no privilege
+        // on them and this function needs no SECURITY DEFINER (and no per-call setup) itself.
         let rows = client
-            .select(
-                "SELECT p.policy_id::int, p.name, p.key_kind, p.rate_limit::bigint, \
-                        (extract(epoch FROM p.period) * 1e9)::bigint, p.burst::bigint, \
-                        o.plan, o.rate_limit::bigint, o.burst::bigint \
-                   FROM ama.rate_policies p \
-                   LEFT JOIN ama.rate_policy_overrides o ON o.policy = p.name",
-                None,
-                &[],
-            )
+            .select("SELECT * FROM ama._rate_policy_rows()", None, &[])
             .unwrap_or_else(|e| errors::bad_input(&format!("cannot load rate policies: {e}")));
         for row in rows {
             let id: i32 = row.get(1).ok().flatten().unwrap_or(0);
@@ -444,11 +440,11 @@ fn load_policies() -> HashMap<String, CachedPolicy> {
             }
         }
     });
-    map
+    map.into_iter().map(|(k, v)| (k, Rc::new(v))).collect()
 }
 
 /// Looks a policy up by name, reloading the backend cache when a DBA changed the policies.
-pub fn policy(name: &str) -> Option<CachedPolicy> {
+pub fn policy(name: &str) -> Option<Rc<CachedPolicy>> {
     let gen = generation();
     POLICIES.with(|cell| {
         let mut cache = cell.borrow_mut();
@@ -459,7 +455,7 @@ pub fn policy(name: &str) -> Option<CachedPolicy> {
     })
 }
 
-fn require_policy(name: Option<&str>) -> CachedPolicy {
+fn require_policy(name: Option<&str>) -> Rc<CachedPolicy> {
     let name = name.unwrap_or_else(|| errors::null_input("policy must not be NULL"));
     policy(name).unwrap_or_else(|| {
         ereport!(
@@ -484,8 +480,7 @@ fn require_key(key: Option<&str>) -> &str {
 
 /// Takes one decision for `key` under `policy`, for `plan` when given. The hit counts even if
 /// the calling transaction rolls back.
-#[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit")]
-#[search_path(pg_catalog)]
+#[pg_extern(volatile, parallel_unsafe, name = "rate_limit")]
 fn rate_limit_sql(
     policy: Option<&str>,
     key: Option<&str>,
@@ -540,7 +535,7 @@ fn rate_buckets() -> TableIterator<
         name!(reset_seconds, i64),
     ),
 > {
-    let by_id: HashMap<u16, CachedPolicy> = POLICIES.with(|cell| {
+    let by_id: HashMap<u16, Rc<CachedPolicy>> = POLICIES.with(|cell| {
         let gen = generation();
         let mut cache = cell.borrow_mut();
         if cache.0 != gen {

@@ -24,7 +24,9 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use crate::{credentials, errors, gucs, ratelimit};
+use crate::{credentials, errors, gucs, plans, ratelimit};
+
+const USER_PLAN: &str = "SELECT plan FROM ama.users WHERE user_id = $1::uuid";
 
 /// Policy that counts failed authentication attempts per client IP.
 const AUTH_FAILURE_POLICY: &str = "auth_failures";
@@ -143,12 +145,15 @@ fn user_principal(claims: Value) -> Option<Principal> {
         .get("email")
         .and_then(Value::as_str)
         .map(|e| e.chars().take(320).collect::<String>());
-    let plan = Spi::get_one_with_args::<String>(
-        "SELECT plan FROM ama.users WHERE user_id = $1::uuid",
-        &[uid.clone().into()],
-    )
-    .ok()
-    .flatten();
+    let plan: Option<String> = Spi::connect(|client| {
+        let p = plans::plan(&client, USER_PLAN, &[plans::TEXT]);
+        client
+            .select(&*p, Some(1), &[uid.clone().into()])
+            .ok()?
+            .first()
+            .get(1)
+            .ok()?
+    });
     let plan = match plan {
         Some(p) => p,
         None => {
