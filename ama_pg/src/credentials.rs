@@ -65,7 +65,7 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
         TokenKind::InternalKey => (KEY_LOOKUP, KEY_TOUCH),
     };
     let row = Spi::connect(|client| {
-        let plan = plans::plan(&client, lookup, &[plans::BYTEA]);
+        let plan = plans::plan(client, lookup, &[plans::BYTEA]);
         let rows = client
             .select(&*plan, Some(1), &[hash.to_vec().into()])
             .ok()?;

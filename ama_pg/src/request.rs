@@ -146,7 +146,7 @@ fn user_principal(claims: Value) -> Option<Principal> {
         .and_then(Value::as_str)
         .map(|e| e.chars().take(320).collect::<String>());
     let plan: Option<String> = Spi::connect(|client| {
-        let p = plans::plan(&client, USER_PLAN, &[plans::TEXT]);
+        let p = plans::plan(client, USER_PLAN, &[plans::TEXT]);
         client
             .select(&*p, Some(1), &[uid.clone().into()])
             .ok()?
