@@ -114,13 +114,10 @@ CREATE POLICY managers_update_threads ON ama.threads FOR UPDATE
     USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')))
     WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
 
--- participants: an actor sees its own participation rows.
-CREATE POLICY actors_read_own_participation ON ama.participants FOR SELECT
-    USING (actor_id = (SELECT ama.actor_id()));
-
--- participants: participants see who else takes part in their threads.
-CREATE POLICY participants_read_co_participants ON ama.participants FOR SELECT
-    USING (ama._is_participant(thread_id));
+-- participants: an actor sees its own rows, and the other participants of its threads. One policy,
+-- cheap test first: separate policies let the planner put the per-row membership call first.
+CREATE POLICY participants_read_own_and_co_participants ON ama.participants FOR SELECT
+    USING (actor_id = (SELECT ama.actor_id()) OR ama._is_participant(thread_id));
 
 -- participants: managers (or a creator in its creating transaction) add participants.
 CREATE POLICY managers_add_participants ON ama.participants FOR INSERT

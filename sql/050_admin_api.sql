@@ -19,7 +19,6 @@ $$;
 -- Raises AM403 naming the plan needed unless the current principal's plan ranks high enough.
 CREATE FUNCTION ama.require_plan(needed text) RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ama.plans WHERE plan = needed) THEN
@@ -36,7 +35,6 @@ $$;
 -- Maps capability names and aliases to the canonical set; raises 22023 on an unknown name.
 CREATE FUNCTION ama.canonical_capabilities(caps text[]) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     c text;
@@ -69,7 +67,6 @@ $$;
 -- Parses 'agent:<uuid>' or a bare UUID into a canonical actor id of the given kind; raises 22023 otherwise.
 CREATE FUNCTION ama.parse_actor_id(value text, kind text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     id uuid;
@@ -90,7 +87,6 @@ $$;
 -- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited.
 CREATE FUNCTION ama.upsert_user(user_id uuid, email text DEFAULT NULL, display_name text DEFAULT NULL, plan text DEFAULT NULL)
 RETURNS ama.users LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     old_plan text;
@@ -154,7 +150,6 @@ $$;
 CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, display_name text DEFAULT NULL, valid_until timestamptz DEFAULT NULL)
 RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_name text, created_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     me uuid := ama.uid();
@@ -194,7 +189,6 @@ CREATE FUNCTION ama.list_agent_tokens()
 RETURNS TABLE (token_id uuid, agent_actor_id text, token_prefix text, agent_display_name text,
                created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
 AS $$
     SELECT t.token_id, t.agent_actor_id, t.token_prefix, t.agent_display_name,
            t.created_at, t.expires_at, t.last_used_at, t.revoked_at
@@ -206,7 +200,6 @@ $$;
 -- Revokes one of the current user's agent tokens, for good; raises AM404 when it is not theirs or unknown.
 CREATE FUNCTION ama.revoke_agent_token(token_id uuid) RETURNS timestamptz
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     at timestamptz;
@@ -310,7 +303,6 @@ $$;
 -- Replaces a participant's capabilities (needs manage in the thread; runs under RLS).
 CREATE FUNCTION ama.set_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     caps text[] := ama.canonical_capabilities(capabilities);
@@ -340,7 +332,6 @@ $$;
 -- Adds capabilities to a participant (needs manage).
 CREATE FUNCTION ama.grant_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
 LANGUAGE sql
-SET search_path = pg_catalog
 AS $$
     SELECT ama.set_capabilities(thread_id, actor_id,
         coalesce((SELECT p.capabilities FROM ama.participants p
@@ -351,7 +342,6 @@ $$;
 -- Removes capabilities from a participant (needs manage).
 CREATE FUNCTION ama.revoke_capabilities(thread_id uuid, actor_id text, capabilities text[]) RETURNS text[]
 LANGUAGE sql
-SET search_path = pg_catalog
 AS $$
     SELECT ama.set_capabilities(thread_id, actor_id,
         ARRAY(SELECT c FROM unnest(coalesce((SELECT p.capabilities FROM ama.participants p

@@ -5,12 +5,19 @@
 -- request role, so it runs under RLS: a bug here still cannot reach a thread the
 -- caller does not take part in. Bad input raises 22023 with the field's name
 -- (400), an unknown thread AM404 (404), a missing capability 42501 (403).
+-- Invoker functions carry no SET clause (it would cost a settings save and
+-- restore per call and stop inlining): every name is schema-qualified and
+-- ama.request() pins search_path. SECURITY DEFINER functions pin their own.
 -- ============================================================================
+
+-- A timestamp as the API shows it: RFC 3339 in UTC with microseconds (NULL stays NULL).
+CREATE FUNCTION ama._ts(t timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
 
 -- The request body as a JSON object; raises 22023 for any other JSON type.
 CREATE FUNCTION ama._body(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF args IS NULL OR jsonb_typeof(args -> 'body') IS DISTINCT FROM 'object' THEN
@@ -23,7 +30,6 @@ $$;
 -- Rejects unknown fields and missing required ones, naming the field.
 CREATE FUNCTION ama._check_fields(body jsonb, required text[], optional text[]) RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     k text;
@@ -44,7 +50,6 @@ $$;
 -- A string field (NULL when absent), checked for type and length.
 CREATE FUNCTION ama._text(body jsonb, field text, max_chars integer, min_chars integer DEFAULT 0) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     v text;
@@ -69,7 +74,6 @@ $$;
 -- A UUID from a JSON string, naming the field when it is malformed.
 CREATE FUNCTION ama._uuid(value jsonb, field text) RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF value IS NULL OR jsonb_typeof(value) <> 'string'
@@ -83,7 +87,6 @@ $$;
 -- A non-negative integer from a query string or JSON value (NULL when absent), within bounds.
 CREATE FUNCTION ama._int(value jsonb, field text, min_value bigint, max_value bigint) RETURNS bigint
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     s text;
@@ -108,7 +111,6 @@ $$;
 -- A body field that must be a JSON number when present (query strings go through ama._int directly).
 CREATE FUNCTION ama._number(body jsonb, field text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF body ? field AND jsonb_typeof(body -> field) NOT IN ('number', 'null') THEN
@@ -121,7 +123,6 @@ $$;
 -- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities.
 CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
@@ -170,7 +171,6 @@ $$;
 -- One thread as the API shows it, with participants and the caller's unread count.
 CREATE FUNCTION ama._thread_json(id uuid) RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
 AS $$
     SELECT jsonb_build_object(
         'thread_id', t.thread_id,
@@ -178,9 +178,9 @@ AS $$
         'participation_mode', t.participation_mode,
         'is_archived', t.is_archived,
         'owner_user_id', t.owner_user_id,
-        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'created_at', ama._ts(t.created_at),
         'last_seq', t.last_seq,
-        'last_message_at', to_char(t.last_message_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_message_at', ama._ts(t.last_message_at),
         'last_message_preview', t.last_message_preview,
         'unread_count', greatest(t.last_seq - coalesce(me.last_read_seq, 0), 0),
         'participants', coalesce((
@@ -197,8 +197,7 @@ $$;
 
 -- One message as the API shows it (also the shape of a message_committed event).
 CREATE FUNCTION ama._message_json(m ama.messages) RETURNS jsonb
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog
+LANGUAGE sql STABLE
 AS $$
     SELECT jsonb_build_object(
         'event_id', m.message_id,
@@ -215,7 +214,7 @@ AS $$
         'base_seq', m.base_seq,
         'latest_seen_seq', m.latest_seen_seq,
         'server_seq_at_submit', m.server_seq_at_submit,
-        'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        'created_at', ama._ts(m.created_at))
 $$;
 
 -- One of the current actor's own messages, by id or by idempotency key (NULL when there is none).
@@ -234,7 +233,6 @@ CREATE FUNCTION ama.post_message(thread_id uuid, content text, client_message_id
                                  base_seq bigint DEFAULT NULL, latest_seen_seq bigint DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     me text := ama.actor_id();
@@ -295,14 +293,13 @@ BEGIN
         'server_seq_at_submit', m.server_seq_at_submit,
         'stale', m.base_seq IS NOT NULL AND m.server_seq_at_submit > m.base_seq,
         'replayed', replay,
-        'created_at', to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+        'created_at', ama._ts(m.created_at));
 END
 $$;
 
 -- Parses the optional mentions array (actor ids as strings).
 CREATE FUNCTION ama._mentions(body jsonb) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF NOT body ? 'mentions' OR jsonb_typeof(body -> 'mentions') = 'null' THEN
@@ -320,7 +317,6 @@ $$;
 -- The optional metadata object.
 CREATE FUNCTION ama._metadata(body jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     IF NOT body ? 'metadata' OR jsonb_typeof(body -> 'metadata') = 'null' THEN
@@ -339,7 +335,6 @@ $$;
 -- The optional participation_mode, checked against the two modes.
 CREATE FUNCTION ama._mode(body jsonb, required boolean) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     v text := ama._text(body, 'participation_mode', 32);
@@ -357,7 +352,6 @@ $$;
 -- POST /api/v1/chat/threads: creates a private thread, or returns the one with the same participant set.
 CREATE FUNCTION ama.api_threads_create(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -425,7 +419,6 @@ $$;
 -- GET /api/v1/chat/threads: the caller's threads, newest activity first, with cursor pagination.
 CREATE FUNCTION ama.api_threads_list(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     q jsonb := coalesce(args -> 'query', '{}');
@@ -472,7 +465,6 @@ $$;
 -- GET /api/v1/chat/threads/{thread_id}: one thread with its participants (needs read).
 CREATE FUNCTION ama.api_threads_get(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
 AS $$
 BEGIN
     RETURN ama._thread_json(ama._thread_for(args, 'read'));
@@ -482,7 +474,6 @@ $$;
 -- POST /api/v1/chat/threads/{thread_id}/mode: sets the participation mode (needs manage).
 CREATE FUNCTION ama.api_threads_set_mode(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -499,7 +490,6 @@ $$;
 -- POST /api/v1/chat/threads/{thread_id}/messages: a user's message (needs send).
 CREATE FUNCTION ama.api_messages_send(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -515,7 +505,6 @@ $$;
 -- POST /api/v1/chat/threads/{thread_id}/agent-messages: a message with freshness fields (needs send).
 CREATE FUNCTION ama.api_messages_agent_send(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -534,7 +523,6 @@ $$;
 -- GET /api/v1/chat/threads/{thread_id}/events: messages after after_seq (alias last_thread_seq), at most limit (needs read).
 CREATE FUNCTION ama.api_events_poll(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     q jsonb := coalesce(args -> 'query', '{}');
@@ -566,7 +554,6 @@ $$;
 -- POST/DELETE webhooks: not offered by this deployment yet.
 CREATE FUNCTION ama.api_not_implemented(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 BEGIN
     PERFORM ama._thread_for(args, 'manage');
@@ -577,7 +564,6 @@ $$;
 -- POST /api/v1/owner/external-agents/tokens: issues a token (starter plan); the raw token is in this response only.
 CREATE FUNCTION ama.api_tokens_create(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -602,25 +588,24 @@ BEGIN
         'token_prefix', t.token_prefix,
         'agent_actor_id', ama.parse_actor_id(body ->> 'agent_actor_id', 'agent'),
         'agent_display_name', t.agent_display_name,
-        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'expires_at', to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+        'created_at', ama._ts(t.created_at),
+        'expires_at', ama._ts(t.expires_at));
 END
 $$;
 
 -- GET /api/v1/owner/external-agents/tokens: the caller's tokens, metadata only.
 CREATE FUNCTION ama.api_tokens_list(args jsonb) RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
 AS $$
     SELECT jsonb_build_object('tokens', coalesce(jsonb_agg(jsonb_build_object(
         'token_id', t.token_id,
         'agent_actor_id', t.agent_actor_id,
         'token_prefix', t.token_prefix,
         'agent_display_name', t.agent_display_name,
-        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'expires_at', to_char(t.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'last_used_at', to_char(t.last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'revoked_at', to_char(t.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'created_at', ama._ts(t.created_at),
+        'expires_at', ama._ts(t.expires_at),
+        'last_used_at', ama._ts(t.last_used_at),
+        'revoked_at', ama._ts(t.revoked_at),
         'is_active', t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()))), '[]'))
       FROM ama.list_agent_tokens() t
 $$;
@@ -628,21 +613,19 @@ $$;
 -- DELETE /api/v1/owner/external-agents/tokens/{token_id}: revokes at once, for good.
 CREATE FUNCTION ama.api_tokens_revoke(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     id uuid := ama._uuid(args -> 'path' -> 'token_id', 'token_id');
     at timestamptz := ama.revoke_agent_token(id);
 BEGIN
     RETURN jsonb_build_object('token_id', id, 'revoked', true,
-        'revoked_at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+        'revoked_at', ama._ts(at));
 END
 $$;
 
 -- The caller's agent profile as the API shows it.
 CREATE FUNCTION ama._agent_profile_json(p ama.agent_profiles) RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
 AS $$
     SELECT jsonb_build_object(
         'agent_actor_id', p.agent_actor_id,
@@ -654,14 +637,13 @@ AS $$
         'workspace_thread_id', (SELECT t.thread_id FROM ama.threads t
                                  WHERE t.thread_type = 'workspace' AND t.owner_user_id = p.user_id
                                  ORDER BY t.created_at LIMIT 1),
-        'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'updated_at', to_char(p.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        'created_at', ama._ts(p.created_at),
+        'updated_at', ama._ts(p.updated_at))
 $$;
 
 -- GET /api/v1/owner/agent: the user's agent profile (starter plan).
 CREATE FUNCTION ama.api_agent_get(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
 AS $$
 DECLARE
     p ama.agent_profiles;
@@ -678,7 +660,6 @@ $$;
 -- PUT /api/v1/owner/agent: creates or updates the profile, its agent actor and the owner's workspace thread (starter plan).
 CREATE FUNCTION ama.api_agent_put(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -809,7 +790,6 @@ $$;
 -- PUT /internal/v1/users/{user_id}: creates or updates a user and plan (trusted services; plan changes 5/min per user).
 CREATE FUNCTION ama.api_internal_users_put(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);
@@ -819,15 +799,14 @@ BEGIN
     PERFORM ama._check_fields(body, '{}', ARRAY['email', 'display_name', 'plan']);
     u := ama.upsert_user(id, ama._text(body, 'email', 320), ama._text(body, 'display_name', 200), ama._text(body, 'plan', 32));
     RETURN jsonb_build_object('user_id', u.user_id, 'email', u.email, 'display_name', u.display_name, 'plan', u.plan,
-        'created_at', to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'updated_at', to_char(u.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+        'created_at', ama._ts(u.created_at),
+        'updated_at', ama._ts(u.updated_at));
 END
 $$;
 
 -- POST /internal/v1/threads/{thread_id}/system-messages: a system message into any thread (trusted services).
 CREATE FUNCTION ama.api_internal_system_message(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
-SET search_path = pg_catalog
 AS $$
 DECLARE
     body jsonb := ama._body(args);

@@ -23,7 +23,7 @@ GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal
 
 -- The HTTP API functions and their helpers, for the request roles and trusted services.
 GRANT EXECUTE ON FUNCTION
-    ama._body(jsonb), ama._check_fields(jsonb, text[], text[]), ama._text(jsonb, text, integer, integer),
+    ama._ts(timestamptz), ama._body(jsonb), ama._check_fields(jsonb, text[], text[]), ama._text(jsonb, text, integer, integer),
     ama._uuid(jsonb, text), ama._int(jsonb, text, bigint, bigint), ama._number(jsonb, text), ama._thread_for(jsonb, text),
     ama._missing_users(uuid[]), ama._thread_json(uuid), ama._message_json(ama.messages),
     ama._mentions(jsonb), ama._metadata(jsonb), ama._mode(jsonb, boolean), ama._audit(text, text, jsonb),
