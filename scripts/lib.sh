@@ -51,31 +51,17 @@ ensure_cargo_pgrx() {
   fi
 }
 
-# As a non-root user, pgrx writes the extension's files into PostgreSQL's system directories;
-# create them once with sudo and hand them to the user, so later installs need no sudo.
-ensure_extension_files_writable() {
-  [ "$(id -u)" -eq 0 ] && return 0
-  local version share lib files=()
-  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-  share="$("$PG_CONFIG" --sharedir)/extension"
-  lib="$("$PG_CONFIG" --pkglibdir)"
-  files=("$share/ama_pg.control" "$share/ama_pg--$version.sql" "$lib/ama_pg.so")
-  for f in "${files[@]}"; do
-    if [ ! -w "$f" ]; then
-      as_root install -m 0644 -o "$(id -u)" -g "$(id -g)" /dev/null "$f" || die "cannot create $f"
-    fi
-  done
-}
-
 ensure_prereqs() {
   ensure_apt_packages
   ensure_cargo_pgrx
-  ensure_extension_files_writable
 }
 
 install_extension() {
   step "building and installing the ama_pg extension (release)"
-  cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null 2>&1 \
+  # PostgreSQL's directories belong to root: as another user pgrx copies the files with sudo.
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(--sudo)
+  cargo pgrx install "${sudo[@]}" --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null 2>&1 \
     || die "cargo pgrx install failed (run it by hand to see why: cargo pgrx install --release -p ama_pg)"
 }
 
@@ -87,12 +73,12 @@ run_system() {
   AMA_SHIM_BIN=target/release/ama-shim exec target/release/ama-harness dev
 }
 
-# A writable, unprivileged directory for pgrx's #[pg_test] cluster.
+# A directory for pgrx's #[pg_test] cluster, owned by the postgres OS user that runs it.
 pg_test_dir() {
   local d
   d=$(mktemp -d /tmp/ama-pgrx-test-XXXXXX)
   chmod 755 "$d"
-  [ "$(id -u)" -eq 0 ] && chown postgres: "$d"
+  as_root chown postgres: "$d"
   echo "$d"
 }
 
@@ -103,12 +89,10 @@ run_tests() {
 
   step "#[pg_test] (ama_pg inside PostgreSQL)"
   PG_TEST_DIR=$(pg_test_dir)
-  trap 'rm -rf "${PG_TEST_DIR:-}"' EXIT
-  if [ "$(id -u)" -eq 0 ]; then
-    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
-  else
-    cargo pgrx test "pg$PG_MAJOR" -p ama_pg --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
-  fi
+  trap 'as_root rm -rf "${PG_TEST_DIR:-}"' EXIT
+  # --runas: pgrx copies the test build with sudo and runs the server as the postgres OS user,
+  # which works the same for root and for a user with sudo.
+  cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
 
   # pg_test installed a test build; the other layers need the real one.
   install_extension
