@@ -7,7 +7,7 @@ PG_CONFIG="${AMA_PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}"
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
   libtap-parser-sourcehandler-pgtap-perl postgresql-client-$PG_MAJOR
-  clang libclang-dev pkg-config build-essential ca-certificates openssl curl
+  clang libclang-dev pkg-config build-essential ca-certificates openssl curl sudo
 )
 
 die() { echo "ama: $*" >&2; exit 1; }
