@@ -56,6 +56,22 @@ pub struct Client {
 }
 
 impl Client {
+    /// A new TLS connection speaking HTTP/1.1, its driver spawned on the runtime.
+    async fn connect(
+        &self,
+    ) -> std::io::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let tcp = TcpStream::connect(&self.addr).await?;
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
     pub fn new(addr: &str, cert_pem: &str) -> Self {
         Client {
             addr: addr.to_string(),
@@ -71,15 +87,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> std::io::Result<Response> {
-        let tcp = TcpStream::connect(&self.addr).await?;
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(std::io::Error::other)?;
-        tokio::spawn(conn);
+        let mut sender = self.connect().await?;
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -151,15 +159,7 @@ impl Client {
         timeout: std::time::Duration,
         done: impl Fn(&str) -> bool,
     ) -> std::io::Result<(u16, String)> {
-        let tcp = TcpStream::connect(&self.addr).await?;
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(std::io::Error::other)?;
-        tokio::spawn(conn);
+        let mut sender = self.connect().await?;
         let mut req = hyper::Request::builder()
             .method("GET")
             .uri(path)
