@@ -32,38 +32,6 @@ BEGIN
 END
 $$;
 
--- Maps capability names and aliases to the canonical set; raises 22023 on an unknown name.
-CREATE FUNCTION ama.canonical_capabilities(caps text[]) RETURNS text[]
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-DECLARE
-    c text;
-    out text[] := '{}';
-    canon text;
-BEGIN
-    IF caps IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'capabilities must not be NULL';
-    END IF;
-    FOREACH c IN ARRAY caps LOOP
-        canon := CASE c
-            WHEN 'read' THEN 'read' WHEN 'observe' THEN 'read'
-            WHEN 'send' THEN 'send' WHEN 'speak' THEN 'send'
-            WHEN 'run' THEN 'run'
-            WHEN 'manage' THEN 'manage' WHEN 'manage_thread' THEN 'manage'
-            WHEN 'manage_participants' THEN 'manage' END;
-        IF canon IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = '22023',
-                MESSAGE = format('unknown capability "%s"', left(coalesce(c, 'NULL'), 64)),
-                HINT = 'capabilities are read, send, run, manage (aliases: observe, speak, manage_thread, manage_participants)';
-        END IF;
-        IF NOT canon = ANY (out) THEN
-            out := out || canon;
-        END IF;
-    END LOOP;
-    RETURN ARRAY(SELECT x FROM unnest(ARRAY['read', 'send', 'run', 'manage']) x WHERE x = ANY (out));
-END
-$$;
-
 -- Parses 'agent:<uuid>' or a bare UUID into a canonical actor id of the given kind; raises 22023 otherwise.
 CREATE FUNCTION ama.parse_actor_id(value text, kind text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE

@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 #[cfg(not(panic = "unwind"))]
 compile_error!("ama_pg must be built with panic = \"unwind\" (see the workspace Cargo.toml)");
 
+mod caps;
 mod credentials;
 mod errors;
 mod gucs;

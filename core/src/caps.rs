@@ -14,6 +14,28 @@ pub fn canonical(name: &str) -> Option<&'static str> {
     })
 }
 
+/// Maps a list of names and aliases to the canonical set, in canonical order, without
+/// duplicates. An unknown (or missing) name is returned as the error.
+pub fn canonical_set<'a>(
+    names: impl IntoIterator<Item = Option<&'a str>>,
+) -> Result<Vec<&'static str>, String> {
+    let mut seen = [false; CANONICAL.len()];
+    for name in names {
+        let c = name
+            .and_then(canonical)
+            .ok_or_else(|| name.unwrap_or("NULL").chars().take(64).collect::<String>())?;
+        if let Some(i) = CANONICAL.iter().position(|x| *x == c) {
+            seen[i] = true;
+        }
+    }
+    Ok(CANONICAL
+        .iter()
+        .zip(seen)
+        .filter(|(_, s)| *s)
+        .map(|(c, _)| *c)
+        .collect())
+}
+
 /// Thread types of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadType {
@@ -60,6 +82,18 @@ mod tests {
         }
         assert_eq!(canonical("admin"), None);
         assert_eq!(canonical("READ"), None);
+    }
+
+    #[test]
+    fn canonical_set_orders_dedupes_and_rejects() {
+        let got = canonical_set(["manage", "speak", "observe", "read"].map(Some)).unwrap();
+        assert_eq!(got, ["read", "send", "manage"]);
+        assert_eq!(canonical_set([]).unwrap(), [] as [&str; 0]);
+        assert_eq!(
+            canonical_set([Some("read"), Some("admin")]),
+            Err("admin".to_string())
+        );
+        assert_eq!(canonical_set([None]), Err("NULL".to_string()));
     }
 
     #[test]
