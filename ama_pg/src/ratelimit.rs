@@ -443,16 +443,21 @@ fn load_policies() -> HashMap<String, Rc<CachedPolicy>> {
     map.into_iter().map(|(k, v)| (k, Rc::new(v))).collect()
 }
 
-/// Looks a policy up by name, reloading the backend cache when a DBA changed the policies.
-pub fn policy(name: &str) -> Option<Rc<CachedPolicy>> {
+/// Runs `f` on the backend's policy cache, reloading it first when a DBA changed the policies.
+fn with_policies<R>(f: impl FnOnce(&HashMap<String, Rc<CachedPolicy>>) -> R) -> R {
     let gen = generation();
     POLICIES.with(|cell| {
         let mut cache = cell.borrow_mut();
         if cache.0 != gen {
             *cache = (gen, load_policies());
         }
-        cache.1.get(name).cloned()
+        f(&cache.1)
     })
+}
+
+/// Looks a policy up by name.
+pub fn policy(name: &str) -> Option<Rc<CachedPolicy>> {
+    with_policies(|m| m.get(name).cloned())
 }
 
 fn require_policy(name: Option<&str>) -> Rc<CachedPolicy> {
@@ -535,14 +540,8 @@ fn rate_buckets() -> TableIterator<
         name!(reset_seconds, i64),
     ),
 > {
-    let by_id: HashMap<u16, Rc<CachedPolicy>> = POLICIES.with(|cell| {
-        let gen = generation();
-        let mut cache = cell.borrow_mut();
-        if cache.0 != gen {
-            *cache = (gen, load_policies());
-        }
-        cache.1.values().map(|p| (p.id, p.clone())).collect()
-    });
+    let by_id: HashMap<u16, Rc<CachedPolicy>> =
+        with_policies(|m| m.values().map(|p| (p.id, p.clone())).collect());
     let (now, buckets) = live_buckets();
     let rows: Vec<_> = buckets
         .into_iter()

@@ -1,4 +1,5 @@
-//! Thread capabilities: the canonical set, the accepted aliases, and the contract's defaults.
+//! Thread capabilities: the canonical set and the accepted aliases. The default sets per
+//! thread type (contract section 3.2) are assigned by the SQL API that creates threads.
 
 /// Canonical capability names, in display order.
 pub const CANONICAL: [&str; 4] = ["read", "send", "run", "manage"];
@@ -36,37 +37,6 @@ pub fn canonical_set<'a>(
         .collect())
 }
 
-/// Thread types of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThreadType {
-    Public,
-    Workspace,
-    Private,
-}
-
-/// Participant roles that decide default capabilities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seat {
-    Creator,
-    OtherUser,
-    Agent,
-}
-
-/// Default capabilities per thread type and seat (contract section 3.2).
-pub fn defaults(thread: ThreadType, seat: Seat) -> &'static [&'static str] {
-    match (thread, seat) {
-        (_, Seat::Creator) => &["read", "send", "manage"],
-        (ThreadType::Public, Seat::OtherUser) | (ThreadType::Private, Seat::OtherUser) => {
-            &["read", "send"]
-        }
-        (ThreadType::Workspace, Seat::OtherUser) => &[],
-        (ThreadType::Public, Seat::Agent) | (ThreadType::Workspace, Seat::Agent) => {
-            &["read", "send", "run"]
-        }
-        (ThreadType::Private, Seat::Agent) => &["read", "send"],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,22 +64,5 @@ mod tests {
             Err("admin".to_string())
         );
         assert_eq!(canonical_set([None]), Err("NULL".to_string()));
-    }
-
-    #[test]
-    fn defaults_follow_the_contract_table() {
-        assert_eq!(defaults(ThreadType::Private, Seat::Agent), ["read", "send"]);
-        assert_eq!(
-            defaults(ThreadType::Workspace, Seat::OtherUser),
-            [] as [&str; 0]
-        );
-        assert_eq!(
-            defaults(ThreadType::Public, Seat::Agent),
-            ["read", "send", "run"]
-        );
-        assert_eq!(
-            defaults(ThreadType::Public, Seat::Creator),
-            ["read", "send", "manage"]
-        );
     }
 }

@@ -12,12 +12,6 @@ pub const NOT_FOUND: &str = "AM404";
 pub const CONFLICT: &str = "AM409";
 /// Rate limit exceeded (429 RATE_LIMITED).
 pub const RATE_LIMITED: &str = "AM429";
-/// Invalid credential: malformed, unknown, revoked or expired token (401 UNAUTHORIZED).
-pub const UNAUTHORIZED: &str = "28000";
-/// Missing capability or privilege (403 FORBIDDEN).
-pub const FORBIDDEN: &str = "42501";
-/// Bad input value (400 BAD_REQUEST).
-pub const BAD_REQUEST: &str = "22023";
 
 /// An HTTP status with its AMA2 error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
