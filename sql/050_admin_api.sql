@@ -114,6 +114,30 @@ BEGIN
 END
 $$;
 
+-- Records a verified credential's use for the Rust verifier: last_used_at at most once a minute, and each internal key use in the audit log.
+CREATE FUNCTION ama._credential_used(kind text, credential_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    CASE kind
+    WHEN 'agent' THEN
+        UPDATE ama.agent_tokens t SET last_used_at = now()
+         WHERE t.token_id = credential_id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+    WHEN 'visitor' THEN
+        UPDATE ama.visitor_tokens t SET last_used_at = now()
+         WHERE t.token_id = credential_id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+    WHEN 'internal' THEN
+        WITH k AS (UPDATE ama.internal_keys k SET last_used_at = now()
+                    WHERE k.key_id = credential_id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+                   RETURNING k.key_id, k.name)
+        INSERT INTO ama.audit_log (event, actor_id, subject)
+        SELECT 'key_used', 'service:' || k.name, k.key_id::text FROM k;
+    END CASE;
+END
+$$;
+
 -- Issues an external agent token for an agent the current user owns (starter plan or higher); the raw token is returned once.
 CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, display_name text DEFAULT NULL, valid_until timestamptz DEFAULT NULL)
 RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_name text, created_at timestamptz, expires_at timestamptz)

@@ -42,7 +42,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- Trusted services create users, check tokens and keys, and take rate-limit decisions over SQL.
 GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_agent_token(text),
-    ama.verify_internal_key(text), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
+    ama.verify_internal_key(text), ama._credential_used(text, uuid), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
     ama.rate_limit_enforce(text, text, text)
     TO service_role, ama_service, ama_admin;
 

@@ -1,13 +1,18 @@
 //! Agent tokens, visitor tokens and internal API keys: thin adapters around `ama_core::token`.
 //!
 //! Verification checks the format and CRC32 first (no database work for a mistyped or forged
-//! token), then looks the SHA-256 up through a unique index and compares the stored hash in
-//! constant time. Nothing is cached, so a revocation holds for the very next request on every
-//! connection. `last_used_at` is written at most once a minute per credential.
+//! token), then probes the unique index on the SHA-256 directly (`probe`: no SPI, parser or
+//! planner) and compares the stored hash in constant time. Nothing is cached: the probe reads
+//! under the statement's snapshot, so a revocation holds for the very next statement on every
+//! connection. `last_used_at` is written at most once a minute per credential, by the SECURITY
+//! DEFINER `ama._credential_used()`, so the verifiers need no SECURITY DEFINER of their own.
 
 use ama_core::token::{self, TokenKind};
 use pgrx::prelude::*;
 
+use std::ffi::CStr;
+
+use crate::probe::{self, Key};
 use crate::{errors, plans};
 
 /// A verified credential.
@@ -29,63 +34,130 @@ pub fn kind_from_name(kind: &str) -> TokenKind {
     }
 }
 
-const AGENT_LOOKUP: &str = "SELECT t.token_id::text, t.agent_actor_id, t.token_hash, \
-       (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())), \
-       (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'), u.plan \
-  FROM ama.agent_tokens t JOIN ama.users u ON u.user_id = t.owner_user_id \
- WHERE t.token_hash = $1";
+/// Where a credential kind lives.
+struct Table {
+    table: &'static CStr,
+    /// The unique index on the hash column.
+    index: &'static CStr,
+    id: &'static CStr,
+    hash: &'static CStr,
+    /// The actor column, or the key name (`service:<name>`).
+    actor: &'static CStr,
+    expires: Option<&'static CStr>,
+    /// The owning user, whose plan applies.
+    owner: Option<&'static CStr>,
+    /// The name `ama._credential_used()` knows the kind by.
+    kind: &'static str,
+}
 
-const VISITOR_LOOKUP: &str = "SELECT t.token_id::text, t.visitor_actor_id, t.token_hash, \
-       (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())), \
-       (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'), ''::text \
-  FROM ama.visitor_tokens t WHERE t.token_hash = $1";
+const AGENT: Table = Table {
+    table: c"agent_tokens",
+    index: c"agent_tokens_token_hash_key",
+    id: c"token_id",
+    hash: c"token_hash",
+    actor: c"agent_actor_id",
+    expires: Some(c"expires_at"),
+    owner: Some(c"owner_user_id"),
+    kind: "agent",
+};
 
-const KEY_LOOKUP: &str = "SELECT k.key_id::text, 'service:' || k.name, k.key_hash, \
-       (k.revoked_at IS NULL), \
-       (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute'), ''::text \
-  FROM ama.internal_keys k WHERE k.key_hash = $1";
+const VISITOR: Table = Table {
+    table: c"visitor_tokens",
+    index: c"visitor_tokens_token_hash_key",
+    id: c"token_id",
+    hash: c"token_hash",
+    actor: c"visitor_actor_id",
+    expires: Some(c"expires_at"),
+    owner: None,
+    kind: "visitor",
+};
 
-const AGENT_TOUCH: &str =
-    "UPDATE ama.agent_tokens SET last_used_at = now() WHERE token_id = $1::uuid";
-const VISITOR_TOUCH: &str =
-    "UPDATE ama.visitor_tokens SET last_used_at = now() WHERE token_id = $1::uuid";
-const KEY_TOUCH: &str = "WITH k AS (UPDATE ama.internal_keys SET last_used_at = now() \
-     WHERE key_id = $1::uuid RETURNING key_id, name) \
-  INSERT INTO ama.audit_log (event, actor_id, subject) \
-  SELECT 'key_used', 'service:' || k.name, k.key_id::text FROM k";
+const KEY: Table = Table {
+    table: c"internal_keys",
+    index: c"internal_keys_key_hash_key",
+    id: c"key_id",
+    hash: c"key_hash",
+    actor: c"name",
+    expires: None,
+    owner: None,
+    kind: "internal",
+};
+
+/// `last_used_at` is written when it is older than this (microseconds).
+const TOUCH_EVERY_US: i64 = 60_000_000;
+
+/// Marks a credential used (at most once a minute; an internal key's use is audited). The
+/// SECURITY DEFINER SQL function does the write, so the verifier itself needs no privilege.
+const TOUCH: &str = "SELECT ama._credential_used($1, $2)";
+
+/// What the probe copies out of a credential row.
+struct Found {
+    id: pgrx::Uuid,
+    actor: String,
+    stored: Vec<u8>,
+    live: bool,
+    stale: bool,
+    owner: Option<pgrx::Uuid>,
+}
 
 /// Verifies a raw credential of `kind`. Returns `None` for anything that is not a live,
 /// well-formed, known credential, without saying which check failed.
 pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
     token::check_format(kind, raw).ok()?;
     let hash = token::hash(raw);
-    let (lookup, touch) = match kind {
-        TokenKind::Agent => (AGENT_LOOKUP, AGENT_TOUCH),
-        TokenKind::Visitor => (VISITOR_LOOKUP, VISITOR_TOUCH),
-        TokenKind::InternalKey => (KEY_LOOKUP, KEY_TOUCH),
+    let t = match kind {
+        TokenKind::Agent => &AGENT,
+        TokenKind::Visitor => &VISITOR,
+        TokenKind::InternalKey => &KEY,
     };
-    let row = Spi::connect(|client| {
-        let plan = plans::plan(client, lookup, &[plans::BYTEA]);
-        let rows = client
-            .select(&*plan, Some(1), &[hash.to_vec().into()])
-            .ok()?;
-        let row = rows.first();
-        let id: String = row.get(1).ok()??;
-        let actor: String = row.get(2).ok()??;
-        let stored: Vec<u8> = row.get(3).ok()??;
-        let live: bool = row.get(4).ok()??;
-        let stale: bool = row.get(5).ok()??;
-        let plan: String = row.get(6).ok()?.unwrap_or_default();
-        Some((id, actor, stored, live, stale, plan))
-    })?;
-    let (id, actor_id, stored, live, stale, plan) = row;
-    if !token::hashes_equal(&stored, &hash) || !live {
+    // now(): the transaction's start, as the SQL the verifier replaces used.
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    let found = probe::lookup(t.table, t.index, Key::Bytea(&hash), |row| {
+        let expired = t
+            .expires
+            .and_then(|c| row.timestamp(c))
+            .is_some_and(|at| at <= now);
+        let revoked = row.timestamp(c"revoked_at").is_some();
+        let stale = row
+            .timestamp(c"last_used_at")
+            .is_none_or(|at| at < now - TOUCH_EVERY_US);
+        Some(Found {
+            id: row.uuid(t.id)?,
+            actor: row.text(t.actor)?,
+            stored: row.bytes(t.hash)?,
+            live: !revoked && !expired,
+            stale,
+            owner: t.owner.and_then(|c| row.uuid(c)),
+        })
+    })??;
+    if !token::hashes_equal(&found.stored, &hash) || !found.live {
         return None;
     }
-    if stale {
-        let _ = Spi::run_with_args(touch, &[id.clone().into()]);
+    let plan = match found.owner {
+        Some(owner) => probe::lookup(c"users", c"users_pkey", Key::Uuid(&owner), |row| {
+            row.text(c"plan")
+        })??,
+        None => String::new(),
+    };
+    if found.stale {
+        Spi::connect(|client| {
+            let touch = plans::plan(client, TOUCH, &[plans::TEXT, plans::UUID]);
+            client
+                .select(&*touch, None, &[t.kind.into(), found.id.into()])
+                .map(|_| ())
+        })
+        .unwrap_or_else(|e| errors::internal(&format!("cannot record credential use: {e}")));
     }
-    Some(Verified { id, actor_id, plan })
+    let actor_id = if matches!(kind, TokenKind::InternalKey) {
+        format!("service:{}", found.actor)
+    } else {
+        found.actor
+    };
+    Some(Verified {
+        id: found.id.to_string(),
+        actor_id,
+        plan,
+    })
 }
 
 /// Generates a new credential of `kind`; the raw value is returned once and never stored.
@@ -117,8 +189,7 @@ fn token_hash(raw_token: Option<&str>, kind: Option<&str>) -> Vec<u8> {
 
 /// Verifies an external agent token for trusted services: returns its token id and agent, or
 /// raises 28000 without saying which check failed.
-#[pg_extern(volatile, security_definer, name = "verify_agent_token")]
-#[search_path(pg_catalog)]
+#[pg_extern(volatile, name = "verify_agent_token")]
 fn verify_agent_token(
     raw_token: Option<&str>,
 ) -> TableIterator<'static, (name!(token_id, String), name!(agent_actor_id, String))> {
@@ -130,8 +201,7 @@ fn verify_agent_token(
 }
 
 /// Verifies an internal API key for trusted services: returns its key id and name.
-#[pg_extern(volatile, security_definer, name = "verify_internal_key")]
-#[search_path(pg_catalog)]
+#[pg_extern(volatile, name = "verify_internal_key")]
 fn verify_internal_key(
     raw_key: Option<&str>,
 ) -> TableIterator<'static, (name!(key_id, String), name!(actor_id, String))> {

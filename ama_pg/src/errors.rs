@@ -23,6 +23,15 @@ pub fn null_input(message: &str) -> ! {
     );
 }
 
+/// Raises XX000 internal_error: the extension's own objects are not as it installed them.
+pub fn internal(message: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        message.to_string()
+    );
+}
+
 /// Raises 28000 invalid_authorization_specification with the generic credential message.
 pub fn unauthorized() -> ! {
     ereport!(

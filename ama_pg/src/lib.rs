@@ -17,6 +17,7 @@ mod credentials;
 mod errors;
 mod gucs;
 mod plans;
+mod probe;
 mod ratelimit;
 mod request;
 

@@ -32,7 +32,7 @@ pub fn plan(
     p
 }
 
-/// Parameter type of a `bytea`.
-pub const BYTEA: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAOID);
 /// Parameter type of a `text`.
 pub const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
+/// Parameter type of a `uuid`.
+pub const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
