@@ -85,6 +85,14 @@ CREATE VIEW ama.rate_limit_counters AS
     SELECT p.name AS policy, c.allowed, c.denied
       FROM ama._rate_counters() c JOIN ama.rate_policies p ON p.policy_id = c.policy_id;
 
+-- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back. Rust: ratelimit::ama_rate_limit.
+CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1,
+                               OUT allowed boolean, OUT "limit" bigint, OUT remaining bigint,
+                               OUT reset_seconds bigint, OUT retry_after_seconds bigint, OUT window_seconds bigint)
+RETURNS record
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'ama_rate_limit';
+
 -- Takes one decision and raises AM429 (with the retry time) when it is denied.
 CREATE FUNCTION ama.rate_limit_enforce(policy text, key text, plan text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql

@@ -114,6 +114,18 @@ BEGIN
 END
 $$;
 
+-- Verifies an external agent token for trusted services: its token id and agent, or 28000 without saying which check failed. Rust: credentials::ama_verify_agent_token.
+CREATE FUNCTION ama.verify_agent_token(raw_token text, OUT token_id text, OUT agent_actor_id text)
+RETURNS record
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'ama_verify_agent_token';
+
+-- Verifies an internal API key for trusted services: its key id and service actor, or 28000. Rust: credentials::ama_verify_internal_key.
+CREATE FUNCTION ama.verify_internal_key(raw_key text, OUT key_id text, OUT actor_id text)
+RETURNS record
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'ama_verify_internal_key';
+
 -- Records a verified credential's use for the Rust verifier: last_used_at at most once a minute, and each internal key use in the audit log.
 CREATE FUNCTION ama._credential_used(kind text, credential_id uuid)
 RETURNS void

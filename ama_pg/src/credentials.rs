@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use std::ffi::CStr;
 
 use crate::probe::{self, Key};
-use crate::{errors, plans};
+use crate::{errors, plans, rawfn, v1_function};
 
 /// A verified credential.
 pub struct Verified {
@@ -101,8 +101,9 @@ struct Found {
 }
 
 /// Verifies a raw credential of `kind`. Returns `None` for anything that is not a live,
-/// well-formed, known credential, without saying which check failed.
-pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
+/// well-formed, known credential, without saying which check failed. The owner's plan is looked
+/// up only `with_plan`.
+pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
     token::check_format(kind, raw).ok()?;
     let hash = token::hash(raw);
     let t = match kind {
@@ -133,7 +134,7 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
     if !token::hashes_equal(&found.stored, &hash) || !found.live {
         return None;
     }
-    let plan = match found.owner {
+    let plan = match found.owner.filter(|_| with_plan) {
         Some(owner) => probe::lookup(c"users", c"users_pkey", Key::Uuid(&owner), |row| {
             row.text(c"plan")
         })??,
@@ -187,27 +188,40 @@ fn token_hash(raw_token: Option<&str>, kind: Option<&str>) -> Vec<u8> {
     token::hash(raw).to_vec()
 }
 
-/// Verifies an external agent token for trusted services: returns its token id and agent, or
-/// raises 28000 without saying which check failed.
-#[pg_extern(volatile, name = "verify_agent_token")]
-fn verify_agent_token(
-    raw_token: Option<&str>,
-) -> TableIterator<'static, (name!(token_id, String), name!(agent_actor_id, String))> {
-    let raw = raw_token.unwrap_or_else(|| errors::null_input("raw_token must not be NULL"));
-    match verify(TokenKind::Agent, raw) {
-        Some(v) => TableIterator::once((v.id, v.actor_id)),
-        None => errors::unauthorized(),
-    }
+/// `ama.verify_agent_token(raw_token)` for trusted services: the token id and agent of a live
+/// agent token, or 28000 without saying which check failed (22004 for NULL).
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ama_verify_agent_token(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { verify_sql(fcinfo, TokenKind::Agent, "raw_token must not be NULL") }
 }
+v1_function!(pg_finfo_ama_verify_agent_token);
 
-/// Verifies an internal API key for trusted services: returns its key id and name.
-#[pg_extern(volatile, name = "verify_internal_key")]
-fn verify_internal_key(
-    raw_key: Option<&str>,
-) -> TableIterator<'static, (name!(key_id, String), name!(actor_id, String))> {
-    let raw = raw_key.unwrap_or_else(|| errors::null_input("raw_key must not be NULL"));
-    match verify(TokenKind::InternalKey, raw) {
-        Some(v) => TableIterator::once((v.id, v.actor_id)),
-        None => errors::unauthorized(),
-    }
+/// `ama.verify_internal_key(raw_key)` for trusted services: the key id and `service:<name>`.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ama_verify_internal_key(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { verify_sql(fcinfo, TokenKind::InternalKey, "raw_key must not be NULL") }
+}
+v1_function!(pg_finfo_ama_verify_internal_key);
+
+/// The SQL verifiers: (id, actor) of a live credential. They skip the owner's plan, which only
+/// the request path needs.
+unsafe fn verify_sql(
+    fcinfo: pg_sys::FunctionCallInfo,
+    kind: TokenKind,
+    null_message: &str,
+) -> pg_sys::Datum {
+    let raw = unsafe { pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0) }
+        .unwrap_or_else(|| errors::null_input(null_message));
+    let v = verify(kind, raw, false).unwrap_or_else(|| errors::unauthorized());
+    let id = v.id.into_datum();
+    let actor = v.actor_id.into_datum();
+    let mut values =
+        [id, actor].map(|d| d.unwrap_or_else(|| errors::internal("ama_pg: NULL datum")));
+    unsafe { rawfn::record(fcinfo, &mut values) }
 }

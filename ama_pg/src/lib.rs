@@ -19,6 +19,7 @@ mod gucs;
 mod plans;
 mod probe;
 mod ratelimit;
+mod rawfn;
 mod request;
 
 ::pgrx::pg_module_magic!();
@@ -46,8 +47,7 @@ pgrx::extension_sql_file!(
         "policies",
         ratelimit::_rate_policies_changed,
         ratelimit::rate_buckets,
-        ratelimit::rate_counters,
-        ratelimit::rate_limit_sql
+        ratelimit::rate_counters
     ]
 );
 pgrx::extension_sql_file!(

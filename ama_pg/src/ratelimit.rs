@@ -18,7 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::{errors, gucs};
+use crate::{errors, gucs, rawfn, v1_function};
 
 /// Slots per group (one probe sequence: sixteen 72-byte slots plus their lock). Sixteen ways keep
 /// live keys from being evicted until the ledger is nearly full.
@@ -483,42 +483,45 @@ fn require_key(key: Option<&str>) -> &str {
     }
 }
 
-/// Takes one decision for `key` under `policy`, for `plan` when given. The hit counts even if
-/// the calling transaction rolls back.
-#[pg_extern(volatile, parallel_unsafe, name = "rate_limit")]
-fn rate_limit_sql(
-    policy: Option<&str>,
-    key: Option<&str>,
-    plan: default!(Option<&str>, "NULL"),
-    cost: default!(i32, 1),
-) -> TableIterator<
-    'static,
-    (
-        name!(allowed, bool),
-        name!(limit, i64),
-        name!(remaining, i64),
-        name!(reset_seconds, i64),
-        name!(retry_after_seconds, i64),
-        name!(window_seconds, i64),
-    ),
-> {
+/// `ama.rate_limit(policy, key, plan, cost)`: takes one decision for `key` under `policy`, for
+/// `plan` when given, and returns one record (allowed, limit, remaining, reset_seconds,
+/// retry_after_seconds, window_seconds). The hit counts even if the calling transaction rolls
+/// back.
+///
+/// A plain version-1 C function (declared in `sql/040_ratelimit.sql`) rather than a `#[pg_extern]`
+/// set-returning function: it is the ledger's hot path, and the set-returning protocol and
+/// argument marshalling cost as much as the decision itself. The result row type is built once
+/// per call site and kept in `fn_extra`.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ama_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let (policy, key, plan, cost) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1),
+            pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 2),
+            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 3).unwrap_or(1),
+        )
+    };
     let p = require_policy(policy);
     let key = require_key(key);
     if cost < 0 {
         errors::bad_input("cost must not be negative");
     }
     let applied = p.for_plan(plan.unwrap_or(""));
-    let out = decide(p.id, &applied, key, cost as u32, true);
-    let d = out.decision;
-    TableIterator::once((
-        d.allowed,
-        i64::from(d.limit),
-        i64::from(d.remaining),
-        gcra::ceil_secs(d.reset_ns) as i64,
-        gcra::ceil_secs(d.retry_after_ns) as i64,
-        p.window_secs() as i64,
-    ))
+    let d = decide(p.id, &applied, key, cost as u32, true).decision;
+    let mut values = [
+        pg_sys::Datum::from(d.allowed),
+        pg_sys::Datum::from(i64::from(d.limit)),
+        pg_sys::Datum::from(i64::from(d.remaining)),
+        pg_sys::Datum::from(gcra::ceil_secs(d.reset_ns) as i64),
+        pg_sys::Datum::from(gcra::ceil_secs(d.retry_after_ns) as i64),
+        pg_sys::Datum::from(p.window_secs() as i64),
+    ];
+    unsafe { rawfn::record(fcinfo, &mut values) }
 }
+
+v1_function!(pg_finfo_ama_rate_limit);
 
 /// Forgets the state of one key so it gets its full allowance again.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit_reset")]

@@ -194,7 +194,7 @@ pub fn uuid_text(s: &str) -> Option<String> {
 }
 
 fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
-    let v = credentials::verify(kind, raw)?;
+    let v = credentials::verify(kind, raw, true)?;
     let (pkind, role, key_prefix) = match kind {
         TokenKind::Agent => ("agent", "authenticated", "tok"),
         TokenKind::Visitor => ("visitor", "anon", "vst"),

@@ -23,8 +23,9 @@ WITH g AS MATERIALIZED (
 INSERT INTO bench.tokens (i, raw) SELECT i, (t).raw_token FROM g;
 
 -- The equivalent PL/pgSQL verifier: format check, pgcrypto digest(), the same unique index on
--- token_hash, the same join to the owner's plan, revoked/expiry check, last_used_at written at
--- most once a minute, 28000 on failure. (It skips the CRC32 check, which pgcrypto cannot do, and
+-- token_hash, revoked/expiry check, last_used_at written at most once a minute, 28000 on failure.
+-- (Like ama.verify_agent_token it does not read the owner's plan, which only the request path
+-- needs.) (It skips the CRC32 check, which pgcrypto cannot do, and
 -- compares with = instead of in constant time: both favour the baseline.)
 CREATE FUNCTION bench.verify_agent_token_plpgsql(raw_token text)
 RETURNS TABLE (token_id text, agent_actor_id text)
@@ -44,10 +45,9 @@ BEGIN
     h := bench.digest(raw_token, 'sha256');
     SELECT t.token_id::text AS id, t.agent_actor_id AS actor, t.token_hash,
            (t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())) AS live,
-           (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute') AS stale,
-           u.plan
+           (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute') AS stale
       INTO r
-      FROM ama.agent_tokens t JOIN ama.users u ON u.user_id = t.owner_user_id
+      FROM ama.agent_tokens t
      WHERE t.token_hash = h;
     IF NOT FOUND OR r.token_hash <> h OR NOT r.live THEN
         RAISE EXCEPTION USING ERRCODE = '28000', MESSAGE = 'invalid credentials';

@@ -1,0 +1,54 @@
+//! Plain version-1 C functions for the hottest SQL entry points (`ama.rate_limit`,
+//! `ama.verify_agent_token`, `ama.verify_internal_key`). They return one record instead of a
+//! set: pgrx's set-returning protocol (a memory context per call, the tuplestore) and argument
+//! marshalling cost as much as the work itself. Each is declared by hand in `sql/`.
+
+use pgrx::prelude::*;
+
+/// Emits the `pg_finfo_<name>` marker that declares the version-1 calling convention.
+#[macro_export]
+macro_rules! v1_function {
+    ($finfo:ident) => {
+        /// Version-1 calling convention marker.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            const V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+
+/// Returns `values` (none NULL) as the function's declared result row. The row type is looked
+/// up and blessed on the first call of each call site and kept in `fn_extra`.
+///
+/// # Safety
+/// `fcinfo` must be the call's own, for a function declared to return a record of exactly
+/// `values.len()` columns whose types match the datums.
+pub unsafe fn record(
+    fcinfo: pg_sys::FunctionCallInfo,
+    values: &mut [pg_sys::Datum],
+) -> pg_sys::Datum {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let mut desc: pg_sys::TupleDesc = std::ptr::null_mut();
+            let kind = pg_sys::get_call_result_type(fcinfo, std::ptr::null_mut(), &mut desc);
+            if kind != pg_sys::TypeFuncClass::TYPEFUNC_COMPOSITE
+                || (*desc).natts as usize != values.len()
+            {
+                crate::errors::internal(
+                    "ama_pg: the function's declared result row does not match",
+                );
+            }
+            let old = pg_sys::MemoryContextSwitchTo((*flinfo).fn_mcxt);
+            let kept = pg_sys::BlessTupleDesc(pg_sys::CreateTupleDescCopy(desc));
+            pg_sys::MemoryContextSwitchTo(old);
+            (*flinfo).fn_extra = kept.cast();
+        }
+        let desc: pg_sys::TupleDesc = (*flinfo).fn_extra.cast();
+        let mut nulls = vec![false; values.len()];
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
+    }
+}
