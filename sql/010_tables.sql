@@ -89,7 +89,7 @@ CREATE TABLE ama.participants (
     joined_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (thread_id, actor_id)
 );
--- Covers the readable-threads initPlan of the messages policy as an index-only scan.
+-- Finds an actor's threads (thread list) with an index-only scan, capabilities included.
 CREATE INDEX participants_actor_idx ON ama.participants (actor_id, thread_id) INCLUDE (capabilities);
 ALTER TABLE ama.participants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.participants FORCE ROW LEVEL SECURITY;

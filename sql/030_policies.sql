@@ -16,14 +16,15 @@ AS $$
      WHERE p.thread_id = thread AND p.actor_id = ama.actor_id()
 $$;
 
--- Whether the current actor takes part in a thread (with any capabilities).
+-- Whether the current actor takes part in a thread (with any capabilities): one participants primary-key probe, remembered for the statement's snapshot. Rust: caps::ama_is_participant.
 CREATE FUNCTION ama._is_participant(thread uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
-AS $$
-    SELECT EXISTS (SELECT 1 FROM ama.participants p
-                    WHERE p.thread_id = thread AND p.actor_id = ama.actor_id())
-$$;
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ama_is_participant';
+
+-- Whether the current actor holds read in a thread, for the messages read policy; probed and remembered like _is_participant. Rust: caps::ama_can_read.
+CREATE FUNCTION ama._can_read(thread uuid) RETURNS boolean
+LANGUAGE c STABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'ama_can_read';
 
 -- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (fix: an xmin test missed rows made in a subtransaction).
 CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
@@ -138,13 +139,12 @@ CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
 CREATE POLICY managers_remove_participants ON ama.participants FOR DELETE
     USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
 
--- messages: participants holding read see the thread's messages. The caller's readable threads are
--- one uncorrelated sub-select (an initPlan, run once per query), so reading a thread's latest page
--- keeps the owner's plan: a backward index scan that stops after the page.
+-- messages: participants holding read see the thread's messages. The test is per row but costs one
+-- participants primary-key probe per thread and statement (ama._can_read remembers it), so reading a
+-- thread's latest page keeps the owner's plan, a backward index scan that stops after the page, and
+-- does not grow with the number of threads the reader is in.
 CREATE POLICY readers_read_messages ON ama.messages FOR SELECT
-    USING (thread_id = ANY (ARRAY(SELECT p.thread_id FROM ama.participants p
-                                   WHERE p.actor_id = (SELECT ama.actor_id())
-                                     AND 'read' = ANY (p.capabilities))));
+    USING (ama._can_read(thread_id));
 
 -- messages: holders of send post in their own name, users as user and agents as assistant.
 CREATE POLICY senders_post_messages ON ama.messages FOR INSERT

@@ -16,7 +16,7 @@ GRANT EXECUTE ON FUNCTION ama.request(text, text, text, jsonb, inet, jsonb) TO a
 
 -- Context helpers and the policy helpers the policies call, for every role that runs under RLS.
 GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal_kind(), ama.current_plan(),
-    ama._my_caps(uuid), ama._is_participant(uuid), ama._can_add_participant(uuid),
+    ama._my_caps(uuid), ama._is_participant(uuid), ama._can_read(uuid), ama._can_add_participant(uuid),
     ama.principal_plan(), ama.plan_at_least(text), ama.canonical_capabilities(text[]),
     ama.parse_actor_id(text, text), ama.require_plan(text)
     TO anon, authenticated, service_role, ama_service, ama_admin;

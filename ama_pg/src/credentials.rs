@@ -113,7 +113,7 @@ pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
     };
     // now(): the transaction's start, as the SQL the verifier replaces used.
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let found = probe::lookup(t.table, t.index, Key::Bytea(&hash), |row| {
+    let found = probe::lookup(t.table, t.index, &[Key::Bytea(&hash)], |row| {
         let expired = t
             .expires
             .and_then(|c| row.timestamp(c))
@@ -135,7 +135,7 @@ pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
         return None;
     }
     let plan = match found.owner.filter(|_| with_plan) {
-        Some(owner) => probe::lookup(c"users", c"users_pkey", Key::Uuid(&owner), |row| {
+        Some(owner) => probe::lookup(c"users", c"users_pkey", &[Key::Uuid(&owner)], |row| {
             row.text(c"plan")
         })??,
         None => String::new(),

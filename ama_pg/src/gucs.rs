@@ -25,6 +25,17 @@ pub static PLAN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::ne
 /// `ama.ratelimit_slots`: size of the shared-memory ledger (postmaster start only).
 pub static RATELIMIT_SLOTS: GucSetting<i32> = GucSetting::<i32>::new(131_072);
 
+/// The raw bytes of `ama.actor_id` (no copy), or `None` when unset or empty. Valid until the
+/// setting next changes: callers compare or copy it at once.
+pub fn actor_id_bytes() -> Option<&'static [u8]> {
+    let raw = unsafe { *ACTOR_ID.as_ptr() };
+    if raw.is_null() {
+        return None;
+    }
+    let bytes = unsafe { CStr::from_ptr(raw) }.to_bytes();
+    (!bytes.is_empty()).then_some(bytes)
+}
+
 const CONTEXT_FLAGS: GucFlags = GucFlags::NO_RESET_ALL.union(GucFlags::NO_SHOW_ALL);
 
 fn context_guc(

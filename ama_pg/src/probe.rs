@@ -55,6 +55,12 @@ impl Row {
             .and_then(|d| unsafe { <Vec<u8>>::from_datum(d, false) })
     }
 
+    /// A `text[]` column, copied out.
+    pub fn text_array(&self, column: &CStr) -> Option<Vec<Option<String>>> {
+        self.datum(column)
+            .and_then(|d| unsafe { <Vec<Option<String>>>::from_datum(d, false) })
+    }
+
     /// A `uuid` column.
     pub fn uuid(&self, column: &CStr) -> Option<pgrx::Uuid> {
         self.datum(column)
@@ -67,26 +73,42 @@ impl Row {
     }
 }
 
-/// Equality operators the probes use.
+/// A key column value, with the equality function the probe compares it with.
 #[derive(Clone, Copy)]
 pub enum Key<'a> {
     Bytea(&'a [u8]),
     Uuid(&'a pgrx::Uuid),
+    Text(&'a str),
 }
 
-/// Finds the row of `ama.<table>` whose unique index `ama.<index>` (first column) equals `key`,
-/// and passes it to `read`. Returns `None` when no row is visible.
+impl Key<'_> {
+    fn datum(self) -> (pg_sys::Datum, u32) {
+        let (datum, proc_) = match self {
+            Key::Bytea(b) => (b.into_datum(), pg_sys::F_BYTEAEQ),
+            Key::Uuid(u) => (u.into_datum(), pg_sys::F_UUID_EQ),
+            Key::Text(t) => (t.into_datum(), pg_sys::F_TEXTEQ),
+        };
+        (
+            datum.unwrap_or_else(|| crate::errors::internal("ama_pg: probe key is NULL")),
+            proc_,
+        )
+    }
+}
+
+/// The most key columns a probe compares.
+const MAX_KEYS: usize = 2;
+
+/// Finds the row of `ama.<table>` whose unique index `ama.<index>` equals `keys` on its leading
+/// columns, and passes it to `read`. Returns `None` when no row is visible.
 pub fn lookup<R>(
     table: &CStr,
     index: &CStr,
-    key: Key<'_>,
+    keys: &[Key<'_>],
     read: impl FnOnce(&Row) -> R,
 ) -> Option<R> {
-    let (datum, proc_) = match key {
-        Key::Bytea(b) => (b.into_datum(), pg_sys::F_BYTEAEQ),
-        Key::Uuid(u) => (u.into_datum(), pg_sys::F_UUID_EQ),
-    };
-    let datum = datum.unwrap_or_else(|| crate::errors::internal("ama_pg: probe key is NULL"));
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        crate::errors::internal("ama_pg: a probe takes one or two key columns");
+    }
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"ama".as_ptr(), false);
         let heap_oid = pg_sys::get_relname_relid(table.as_ptr(), nsp);
@@ -105,17 +127,23 @@ pub fn lookup<R>(
         } else {
             pg_sys::GetTransactionSnapshot()
         };
-        let mut scankey = pg_sys::ScanKeyData::default();
-        pg_sys::ScanKeyInit(
-            &mut scankey,
-            1,
-            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
-            pg_sys::RegProcedure::from(proc_),
-            datum,
-        );
+        let mut scankeys = [pg_sys::ScanKeyData::default(); MAX_KEYS];
+        for (i, key) in keys.iter().enumerate() {
+            let (datum, proc_) = key.datum();
+            pg_sys::ScanKeyInit(
+                &mut scankeys[i],
+                (i + 1) as pg_sys::AttrNumber,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                pg_sys::RegProcedure::from(proc_),
+                datum,
+            );
+            // Compare as the index is sorted (ScanKeyInit assumes the C collation).
+            scankeys[i].sk_collation = *(*index).rd_indcollation.add(i);
+        }
+        let n = keys.len() as i32;
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
-        pg_sys::index_rescan(scan, &mut scankey, 1, std::ptr::null_mut(), 0);
+        let scan = pg_sys::index_beginscan(heap, index, snapshot, n, 0);
+        pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), n, std::ptr::null_mut(), 0);
         let found =
             pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
         let result = found.then(|| read(&Row { slot }));

@@ -1,0 +1,112 @@
+//! The messages read policy remembers an actor's membership only for one snapshot: a capability
+//! change committed on another connection holds for the very next statement, even inside an
+//! open transaction, and never leaks to another actor.
+
+use ama_tests::cluster::{Cluster, Options};
+use tokio_postgres::{Client, NoTls};
+
+async fn connect(cluster: &Cluster) -> Client {
+    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+const FIXTURES: &str = "
+    INSERT INTO ama.users (user_id, plan) VALUES ('a0000000-0000-4000-8000-000000000001', 'starter');
+    INSERT INTO ama.actors (actor_id, kind, owner_user_id) VALUES
+        ('user:a0000000-0000-4000-8000-000000000001', 'user', 'a0000000-0000-4000-8000-000000000001'),
+        ('agent:a1000000-0000-4000-8000-000000000001', 'agent', 'a0000000-0000-4000-8000-000000000001'),
+        ('agent:a1000000-0000-4000-8000-000000000002', 'agent', 'a0000000-0000-4000-8000-000000000001');
+    INSERT INTO ama.threads (thread_id, thread_type, owner_user_id, created_by) VALUES
+        ('a2000000-0000-4000-8000-000000000001', 'private', 'a0000000-0000-4000-8000-000000000001',
+         'user:a0000000-0000-4000-8000-000000000001');
+    INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
+        ('a2000000-0000-4000-8000-000000000001', 'user:a0000000-0000-4000-8000-000000000001', 'user', '{read,send,manage}'),
+        ('a2000000-0000-4000-8000-000000000001', 'agent:a1000000-0000-4000-8000-000000000001', 'agent', '{read,send}');
+    INSERT INTO ama.messages (thread_id, sender_id, role, content)
+        SELECT 'a2000000-0000-4000-8000-000000000001', 'user:a0000000-0000-4000-8000-000000000001', 'user', 'm' || g
+          FROM generate_series(1, 5) g;
+";
+
+const COUNT: &str =
+    "SELECT count(*) FROM ama.messages WHERE thread_id = 'a2000000-0000-4000-8000-000000000001'";
+
+async fn count(c: &Client) -> i64 {
+    c.query_one(COUNT, &[]).await.expect("count").get(0)
+}
+
+async fn set_read(admin: &Client, read: bool) {
+    let caps = if read { "{read,send}" } else { "{send}" };
+    admin
+        .execute(
+            "UPDATE ama.participants SET capabilities = $1::text::text[] \
+              WHERE actor_id = 'agent:a1000000-0000-4000-8000-000000000001'",
+            &[&caps],
+        )
+        .await
+        .expect("update capabilities");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
+    let cluster = Cluster::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let admin = connect(&cluster).await;
+    admin.batch_execute(FIXTURES).await.expect("fixtures");
+
+    // The agent's connection: one long transaction, under RLS as `authenticated`.
+    let agent = connect(&cluster).await;
+    agent
+        .batch_execute(
+            "BEGIN; SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
+             SET LOCAL ROLE authenticated;",
+        )
+        .await
+        .expect("impersonate");
+    assert_eq!(count(&agent).await, 5, "a reader sees the thread's messages");
+
+    set_read(&admin, false).await;
+    assert_eq!(
+        count(&agent).await,
+        0,
+        "read revoked on another connection: the next statement sees nothing"
+    );
+    set_read(&admin, true).await;
+    assert_eq!(count(&agent).await, 5, "read granted again: the next statement sees the messages");
+
+    // Another actor in the same transaction and snapshot gets its own answer.
+    agent
+        .batch_execute(
+            "RESET ROLE; SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000002'); \
+             SET LOCAL ROLE authenticated;",
+        )
+        .await
+        .expect("impersonate the second agent");
+    assert_eq!(count(&agent).await, 0, "a non-participant sees nothing");
+    agent.batch_execute("ROLLBACK").await.expect("rollback");
+
+    // A repeatable-read transaction keeps its snapshot: the revocation is not visible inside it
+    // (as for any query), and is at its next transaction.
+    agent
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; \
+             SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
+             SET LOCAL ROLE authenticated;",
+        )
+        .await
+        .expect("impersonate");
+    assert_eq!(count(&agent).await, 5);
+    set_read(&admin, false).await;
+    assert_eq!(count(&agent).await, 5, "repeatable read keeps its snapshot");
+    agent.batch_execute("COMMIT").await.expect("commit");
+    agent
+        .batch_execute(
+            "BEGIN; SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
+             SET LOCAL ROLE authenticated;",
+        )
+        .await
+        .expect("impersonate");
+    assert_eq!(count(&agent).await, 0, "the next transaction sees the revocation");
+    agent.batch_execute("ROLLBACK").await.expect("rollback");
+}
