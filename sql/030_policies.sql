@@ -16,14 +16,21 @@ AS $$
      WHERE p.thread_id = thread AND p.actor_id = ama.actor_id()
 $$;
 
+-- Planner support for the membership helpers below: selectivity 1, so a policy built on them keeps the owner's plan. Rust: caps::ama_membership_support.
+CREATE FUNCTION ama._membership_support(internal) RETURNS internal
+LANGUAGE c STRICT
+AS 'MODULE_PATHNAME', 'ama_membership_support';
+
 -- Whether the current actor takes part in a thread (with any capabilities): one participants primary-key probe, remembered for the statement's snapshot. Rust: caps::ama_is_participant.
 CREATE FUNCTION ama._is_participant(thread uuid) RETURNS boolean
 LANGUAGE c STABLE STRICT PARALLEL SAFE
+SUPPORT ama._membership_support
 AS 'MODULE_PATHNAME', 'ama_is_participant';
 
 -- Whether the current actor holds read in a thread, for the messages read policy; probed and remembered like _is_participant. Rust: caps::ama_can_read.
 CREATE FUNCTION ama._can_read(thread uuid) RETURNS boolean
 LANGUAGE c STABLE STRICT PARALLEL SAFE
+SUPPORT ama._membership_support
 AS 'MODULE_PATHNAME', 'ama_can_read';
 
 -- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (fix: an xmin test missed rows made in a subtransaction).

@@ -157,3 +157,33 @@ pub unsafe extern "C-unwind" fn ama_is_participant(
     pg_sys::Datum::from(bits & PARTICIPANT != 0)
 }
 v1_function!(pg_finfo_ama_is_participant);
+
+/// Planner support for the membership helpers: a row-level-security filter that, for the
+/// threads a query asks about, passes every row. Estimating it at the default 1/3 made the
+/// planner expect to read three times the rows for a `LIMIT` and switch from the owner's
+/// backward index scan to a bitmap scan and a sort; with selectivity 1 the plan under RLS is
+/// the owner's plan plus the filter.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ama_membership_support(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let req = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<pg_sys::Node>();
+        match (*req).type_ {
+            pg_sys::NodeTag::T_SupportRequestSelectivity => {
+                (*req.cast::<pg_sys::SupportRequestSelectivity>()).selectivity = 1.0;
+                pg_sys::Datum::from(req)
+            }
+            pg_sys::NodeTag::T_SupportRequestCost => {
+                // One memo lookup per row; a probe per thread and statement.
+                let r = req.cast::<pg_sys::SupportRequestCost>();
+                (*r).startup = 0.0;
+                (*r).per_tuple = pg_sys::cpu_operator_cost;
+                pg_sys::Datum::from(req)
+            }
+            _ => pg_sys::Datum::from(0usize),
+        }
+    }
+}
+v1_function!(pg_finfo_ama_membership_support);

@@ -64,7 +64,11 @@ async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
         )
         .await
         .expect("impersonate");
-    assert_eq!(count(&agent).await, 5, "a reader sees the thread's messages");
+    assert_eq!(
+        count(&agent).await,
+        5,
+        "a reader sees the thread's messages"
+    );
 
     set_read(&admin, false).await;
     assert_eq!(
@@ -73,7 +77,11 @@ async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
         "read revoked on another connection: the next statement sees nothing"
     );
     set_read(&admin, true).await;
-    assert_eq!(count(&agent).await, 5, "read granted again: the next statement sees the messages");
+    assert_eq!(
+        count(&agent).await,
+        5,
+        "read granted again: the next statement sees the messages"
+    );
 
     // Another actor in the same transaction and snapshot gets its own answer.
     agent
@@ -107,6 +115,10 @@ async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
         )
         .await
         .expect("impersonate");
-    assert_eq!(count(&agent).await, 0, "the next transaction sees the revocation");
+    assert_eq!(
+        count(&agent).await,
+        0,
+        "the next transaction sees the revocation"
+    );
     agent.batch_execute("ROLLBACK").await.expect("rollback");
 }
