@@ -39,15 +39,22 @@ fn cap_bits(caps: &[Option<String>]) -> u8 {
         })
 }
 
-/// What the snapshot a membership answer was read under looked like. Two snapshots with the same
-/// xmin, xmax, command id and transaction-completion count see exactly the same rows (the rule
-/// PostgreSQL itself uses to reuse snapshots), so an answer stays valid while they match.
+/// What the snapshot a membership answer was read under looked like. Two MVCC snapshots with the
+/// same xmin, xmax, in-progress counts and command id see exactly the same rows: a transaction
+/// that completes in between either leaves the in-progress list (a count drops) or was started
+/// after it and moves xmax. (The snapshot's completion counter would say the same more directly,
+/// but copies of a snapshot, such as the active one, carry none.) The current subtransaction is
+/// part of the key too: rolling back to a savepoint undoes this transaction's own changes without
+/// a new command id.
 #[derive(PartialEq, Eq, Clone, Copy)]
 struct SnapshotKey {
+    subxact: u32,
     xmin: u32,
     xmax: u32,
+    xcnt: u32,
+    subxcnt: i32,
+    suboverflowed: bool,
     curcid: u32,
-    completions: u64,
 }
 
 /// Membership answers for one actor under one snapshot, thread id -> capability bits.
@@ -70,14 +77,18 @@ fn snapshot_key() -> Option<SnapshotKey> {
             return None;
         }
         let s = pg_sys::GetActiveSnapshot();
-        let key = SnapshotKey {
+        if (*s).snapshot_type != pg_sys::SnapshotType::SNAPSHOT_MVCC {
+            return None;
+        }
+        Some(SnapshotKey {
+            subxact: pg_sys::GetCurrentSubTransactionId(),
             xmin: (*s).xmin.into_inner(),
             xmax: (*s).xmax.into_inner(),
+            xcnt: (*s).xcnt,
+            subxcnt: (*s).subxcnt,
+            suboverflowed: (*s).suboverflowed,
             curcid: (*s).curcid,
-            completions: (*s).snapXactCompletionCount,
-        };
-        // Snapshots not built by GetSnapshotData (imported, historic) carry no count.
-        (key.completions != 0).then_some(key)
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 
 INSERT INTO ama.users (user_id, plan) VALUES ('b0000000-0000-4000-8000-000000000001', 'starter');
 INSERT INTO ama.actors (actor_id, kind, owner_user_id) VALUES
@@ -58,6 +58,16 @@ SELECT results_eq('SELECT thread_id, n FROM seen ORDER BY thread_id',
     $$VALUES ('b2000000-0000-4000-8000-000000000002'::uuid, 4::bigint)$$,
     'a participant removed earlier in the transaction sees nothing of that thread');
 SELECT is(ama._is_participant('b2000000-0000-4000-8000-000000000001'), false, '_is_participant follows the removal');
+
+-- A participant row added inside a savepoint that is rolled back grants nothing afterwards.
+SAVEPOINT before_add;
+RESET ROLE;
+INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
+VALUES ('b2000000-0000-4000-8000-000000000001', 'agent:b1000000-0000-4000-8000-000000000001', 'agent', '{read}');
+SET LOCAL ROLE authenticated;
+SELECT is(ama._can_read('b2000000-0000-4000-8000-000000000001'), true, 'inside the savepoint the new row grants read');
+ROLLBACK TO SAVEPOINT before_add;
+SELECT is(ama._can_read('b2000000-0000-4000-8000-000000000001'), false, 'after ROLLBACK TO SAVEPOINT it does not');
 
 -- Another actor in the same transaction gets its own answers.
 RESET ROLE;
