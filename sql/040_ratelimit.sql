@@ -85,11 +85,19 @@ CREATE VIEW ama.rate_limit_counters AS
     SELECT p.name AS policy, c.allowed, c.denied
       FROM ama._rate_counters() c JOIN ama.rate_policies p ON p.policy_id = c.policy_id;
 
+-- One rate-limit decision with everything the HTTP headers need (a named type: the executor builds it from the type cache, not from pg_proc, on every call).
+CREATE TYPE ama.rate_decision AS (
+    allowed             boolean,
+    "limit"             bigint,
+    remaining           bigint,
+    reset_seconds       bigint,
+    retry_after_seconds bigint,
+    window_seconds      bigint
+);
+
 -- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back. Rust: ratelimit::ama_rate_limit.
-CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1,
-                               OUT allowed boolean, OUT "limit" bigint, OUT remaining bigint,
-                               OUT reset_seconds bigint, OUT retry_after_seconds bigint, OUT window_seconds bigint)
-RETURNS record
+CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1)
+RETURNS ama.rate_decision
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_rate_limit';
 

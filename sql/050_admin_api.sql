@@ -114,15 +114,21 @@ BEGIN
 END
 $$;
 
+-- A verified agent token: its id and agent (a named type, so callers' plans read it from the type cache).
+CREATE TYPE ama.verified_agent_token AS (token_id text, agent_actor_id text);
+
 -- Verifies an external agent token for trusted services: its token id and agent, or 28000 without saying which check failed. Rust: credentials::ama_verify_agent_token.
-CREATE FUNCTION ama.verify_agent_token(raw_token text, OUT token_id text, OUT agent_actor_id text)
-RETURNS record
+CREATE FUNCTION ama.verify_agent_token(raw_token text)
+RETURNS ama.verified_agent_token
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_verify_agent_token';
 
+-- A verified internal API key: its id and service actor.
+CREATE TYPE ama.verified_internal_key AS (key_id text, actor_id text);
+
 -- Verifies an internal API key for trusted services: its key id and service actor, or 28000. Rust: credentials::ama_verify_internal_key.
-CREATE FUNCTION ama.verify_internal_key(raw_key text, OUT key_id text, OUT actor_id text)
-RETURNS record
+CREATE FUNCTION ama.verify_internal_key(raw_key text)
+RETURNS ama.verified_internal_key
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_verify_internal_key';
 
