@@ -1,2 +1,2 @@
 \set k random(1, 100000)
-SELECT allowed FROM ama.rate_limit('bench', 'ip:' || :k);
+SELECT (ama.rate_limit('bench', 'ip:' || :k)).allowed;

@@ -1,1 +1,1 @@
-SELECT allowed FROM ama.rate_limit('bench', 'hot-ip');
+SELECT (ama.rate_limit('bench', 'hot-ip')).allowed;

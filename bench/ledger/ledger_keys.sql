@@ -1,3 +1,3 @@
 -- run with -D nkeys=<N>
 \set k random(1, :nkeys)
-SELECT allowed FROM ama.rate_limit('bench', 'k' || :nkeys || ':' || :k);
+SELECT (ama.rate_limit('bench', 'k' || :nkeys || ':' || :k)).allowed;

@@ -51,7 +51,7 @@ log "redis $REDIS_VERSION on port $REDIS_PORT; -n $N_100K (100k keys), $N_HOT (h
 counters() { q -c "SELECT coalesce(sum(allowed),0) || ' ' || coalesce(sum(denied),0) FROM ama.rate_limit_counters WHERE policy = '$1'"; }
 
 # --- main comparison, interleaved rounds -------------------------------------------------------
-VARIANTS=(select1 srf_floor ledger_100k ledger_100k_field ledger_hot ledger_deny counter_100k counter_hot redis_100k redis_hot)
+VARIANTS=(select1 srf_floor ledger_100k ledger_100k_from ledger_hot ledger_deny counter_100k counter_hot redis_100k redis_hot)
 for r in $(seq 1 "$BENCH_ROUNDS"); do
     for v in "${VARIANTS[@]}"; do
         case $v in
@@ -141,16 +141,17 @@ med() { get_vals "$1" "$2" "$3" | median; }
     echo "|---|---:|---:|---|"
     row() { local x; x=$(ratio_median "$RAW" "$2" "$3" tps); echo "| $1 | $(fmt "$x" 2) | $4 $5 | $(verdict "$x" "$4" "$5") |"; }
     row "ledger 100k keys / SELECT 1" ledger_100k select1 ">=" 0.8
-    x=$(ratio_median "$RAW" ledger_100k_field select1 tps); echo "| ledger 100k keys, called in the target list / SELECT 1 | $(fmt "$x" 2) | (info) | |"
+    x=$(ratio_median "$RAW" ledger_100k_from select1 tps); echo "| ledger 100k keys, called in the FROM clause / SELECT 1 | $(fmt "$x" 2) | (info) | |"
     row "ledger hot key / SELECT 1" ledger_hot select1 ">=" 0.6
     row "ledger 100k keys (denying) / SELECT 1" ledger_deny select1 ">=" 0.8
-    row "ledger hot key / counter table hot key" ledger_hot counter_hot ">=" 10
+    x=$(ratio_median "$RAW" ledger_hot counter_hot tps); echo "| ledger hot key / counter table hot key, fsync off (the goal is checked with durable commits below) | $(fmt "$x" 2) | (info) | |"
     row "ledger 100k keys / counter table 100k keys" ledger_100k counter_100k ">=" 1
     row "ledger 100k keys / redis GCRA 100k keys" ledger_100k redis_100k ">=" 1.0
     row "ledger hot key / redis GCRA hot key" ledger_hot redis_hot ">=" 1.0
     row "SELECT 1 / redis GCRA 100k keys (the ceiling)" select1 redis_100k ">=" 0
     echo
-    echo "srf_floor (\`SELECT slots FROM ama.rate_limit_ledger()\`, a pgrx set-returning function doing nothing) / SELECT 1: $(fmt "$(ratio_median "$RAW" srf_floor select1 tps)" 2); ledger 100k keys / srf_floor: $(fmt "$(ratio_median "$RAW" ledger_100k srf_floor tps)" 2)"
+    echo "The ledger scripts call \`SELECT (ama.rate_limit(...)).allowed\` (target list); ledger_100k_from calls \`SELECT allowed FROM ama.rate_limit(...)\`."
+    echo "srf_floor (\`SELECT slots FROM ama.rate_limit_ledger()\`, a pgrx set-returning function doing nothing, in the FROM clause) / SELECT 1: $(fmt "$(ratio_median "$RAW" srf_floor select1 tps)" 2); ledger 100k keys in the FROM clause / srf_floor: $(fmt "$(ratio_median "$RAW" ledger_100k_from srf_floor tps)" 2)"
     echo
     echo "### Durable commits ($DURABLE_SETTINGS)"
     echo
