@@ -327,6 +327,15 @@ impl Cluster {
         format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// A tokio-postgres connection as `user` (its connection task is spawned on the runtime).
+    pub async fn connect(&self, user: &str) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url(user), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test cluster as {user}: {e}"));
+        tokio::spawn(conn);
+        client
+    }
+
     /// Environment variables that point libpq tools (psql, pg_prove, pgbench) at this cluster.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

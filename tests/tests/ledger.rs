@@ -2,15 +2,6 @@
 
 use ama_tests::cluster::{Cluster, Options};
 use std::sync::Arc;
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(cluster: &Cluster) -> Client {
-    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
 
 fn start(settings: &[(&str, &str)]) -> Cluster {
     Cluster::start(Options {
@@ -26,7 +17,7 @@ fn start(settings: &[(&str, &str)]) -> Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_connections_get_exactly_limit_plus_burst() {
     let cluster = start(&[]);
-    let admin = connect(&cluster).await;
+    let admin = cluster.connect("postgres").await;
     admin
         .batch_execute(
             "INSERT INTO ama.rate_policies (name, policy_id, rate_limit, period, burst, key_kind) \
@@ -36,7 +27,7 @@ async fn sixteen_connections_get_exactly_limit_plus_burst() {
         .unwrap();
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let c = Arc::new(connect(&cluster).await);
+        let c = Arc::new(cluster.connect("postgres").await);
         // 15 x 63 + 55 = 1,000 decisions in all.
         let n = if i < 15 { 63 } else { 55 };
         tasks.push(tokio::spawn(async move {
@@ -73,7 +64,7 @@ async fn sixteen_connections_get_exactly_limit_plus_burst() {
 #[tokio::test]
 async fn decisions_in_rolled_back_transactions_still_count() {
     let cluster = start(&[]);
-    let c = connect(&cluster).await;
+    let c = cluster.connect("postgres").await;
     c.batch_execute("INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind) VALUES ('rb', 101, 3, 'ip')")
         .await
         .unwrap();
@@ -96,7 +87,7 @@ async fn decisions_in_rolled_back_transactions_still_count() {
 #[tokio::test]
 async fn flood_of_distinct_keys_stays_bounded_and_locks_nobody_out() {
     let cluster = start(&[("ama.ratelimit_slots", "1024")]);
-    let c = connect(&cluster).await;
+    let c = cluster.connect("postgres").await;
     c.batch_execute(
         "INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind) VALUES \
            ('hot', 102, 5, 'credential'), ('flood', 103, 10, 'ip')",
@@ -158,7 +149,7 @@ async fn flood_of_distinct_keys_stays_bounded_and_locks_nobody_out() {
 #[tokio::test]
 async fn bucket_view_shows_ids_never_secrets_and_bad_input_has_sqlstates() {
     let cluster = start(&[]);
-    let c = connect(&cluster).await;
+    let c = cluster.connect("postgres").await;
     c.batch_execute(
         "SELECT * FROM ama.rate_limit('events_read', 'tok:7d1e3c1a-0000-4000-8000-000000000001')",
     )

@@ -3,15 +3,7 @@
 //! open transaction, and never leaks to another actor.
 
 use ama_tests::cluster::{Cluster, Options};
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(cluster: &Cluster) -> Client {
-    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
+use tokio_postgres::Client;
 
 const FIXTURES: &str = "
     INSERT INTO ama.users (user_id, plan) VALUES ('a0000000-0000-4000-8000-000000000001', 'starter');
@@ -37,6 +29,17 @@ async fn count(c: &Client) -> i64 {
     c.query_one(COUNT, &[]).await.expect("count").get(0)
 }
 
+/// Opens a transaction on `c` acting as `actor` under RLS (`authenticated`).
+async fn begin_as(c: &Client, actor: &str, isolation: &str) {
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL {isolation}; SELECT ama.impersonate('{actor}'); SET LOCAL ROLE authenticated;"
+    ))
+    .await
+    .expect("impersonate");
+}
+
+const AGENT_1: &str = "agent:a1000000-0000-4000-8000-000000000001";
+
 async fn set_read(admin: &Client, read: bool) {
     let caps = if read { "{read,send}" } else { "{send}" };
     admin
@@ -52,18 +55,12 @@ async fn set_read(admin: &Client, read: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
     let cluster = Cluster::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
-    let admin = connect(&cluster).await;
+    let admin = cluster.connect("postgres").await;
     admin.batch_execute(FIXTURES).await.expect("fixtures");
 
     // The agent's connection: one long transaction, under RLS as `authenticated`.
-    let agent = connect(&cluster).await;
-    agent
-        .batch_execute(
-            "BEGIN; SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
-             SET LOCAL ROLE authenticated;",
-        )
-        .await
-        .expect("impersonate");
+    let agent = cluster.connect("postgres").await;
+    begin_as(&agent, AGENT_1, "READ COMMITTED").await;
     assert_eq!(
         count(&agent).await,
         5,
@@ -90,31 +87,18 @@ async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
              SET LOCAL ROLE authenticated;",
         )
         .await
-        .expect("impersonate the second agent");
+        .expect("impersonate the second agent in the same transaction");
     assert_eq!(count(&agent).await, 0, "a non-participant sees nothing");
     agent.batch_execute("ROLLBACK").await.expect("rollback");
 
     // A repeatable-read transaction keeps its snapshot: the revocation is not visible inside it
     // (as for any query), and is at its next transaction.
-    agent
-        .batch_execute(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; \
-             SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
-             SET LOCAL ROLE authenticated;",
-        )
-        .await
-        .expect("impersonate");
+    begin_as(&agent, AGENT_1, "REPEATABLE READ").await;
     assert_eq!(count(&agent).await, 5);
     set_read(&admin, false).await;
     assert_eq!(count(&agent).await, 5, "repeatable read keeps its snapshot");
     agent.batch_execute("COMMIT").await.expect("commit");
-    agent
-        .batch_execute(
-            "BEGIN; SELECT ama.impersonate('agent:a1000000-0000-4000-8000-000000000001'); \
-             SET LOCAL ROLE authenticated;",
-        )
-        .await
-        .expect("impersonate");
+    begin_as(&agent, AGENT_1, "READ COMMITTED").await;
     assert_eq!(
         count(&agent).await,
         0,
