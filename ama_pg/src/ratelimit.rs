@@ -509,11 +509,12 @@ pub unsafe extern "C-unwind" fn ama_rate_limit(fcinfo: pg_sys::FunctionCallInfo)
             pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0),
             pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 1),
             pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 2),
-            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 3).unwrap_or(1),
+            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 3),
         )
     };
     let p = require_policy(policy);
     let key = require_key(key);
+    let cost = cost.unwrap_or_else(|| errors::null_input("cost must not be NULL"));
     if cost < 0 {
         errors::bad_input("cost must not be negative");
     }

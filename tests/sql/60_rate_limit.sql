@@ -13,7 +13,7 @@ BEGIN; DO $$ BEGIN SET LOCAL ROLE service_role; PERFORM ama.rate_limit('tap_roll
 BEGIN; DO $$ BEGIN SET LOCAL ROLE service_role; PERFORM ama.rate_limit('tap_rollback', current_setting('tap.key')); END $$; ROLLBACK;
 
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 
 -- A third decision in a rolled-back subtransaction; then the fourth must be denied.
 CREATE TEMP TABLE decisions (n int, allowed boolean);
@@ -48,6 +48,7 @@ SELECT throws_ok($$SELECT * FROM ama.rate_limit('tap_rollback', NULL)$$, '22004'
 SELECT throws_ok($$SELECT * FROM ama.rate_limit(NULL, 'k')$$, '22004', NULL, 'a NULL policy raises 22004');
 SELECT throws_ok($$SELECT * FROM ama.rate_limit('tap_rollback', '')$$, '22023', NULL, 'an empty key raises 22023');
 SELECT throws_ok($$SELECT * FROM ama.rate_limit('tap_rollback', 'k', NULL, -1)$$, '22023', NULL, 'a negative cost raises 22023');
+SELECT throws_ok($$SELECT * FROM ama.rate_limit('tap_rollback', 'k', NULL, NULL)$$, '22004', 'cost must not be NULL', 'a NULL cost raises 22004');
 RESET ROLE;
 
 -- Policies are data for DBAs; the table CHECKs reject nonsense limits and periods.
