@@ -61,6 +61,8 @@ fi
 SO=$("$PG_CONFIG" --pkglibdir)/ama_pg.so
 install_release() {
     log "installing ama_pg (release) into $("$PG_CONFIG" --pkglibdir)"
+    # unlink first: pgrx copies in place, which would crash a running server that mapped the old file
+    if [ "$(id -u)" = 0 ]; then rm -f "$SO"; else sudo rm -f "$SO"; fi
     cargo pgrx install --release -p ama_pg --pg-config "$PG_CONFIG" >"$ROOT/target/bench-install.log" 2>&1 || {
         tail -30 "$ROOT/target/bench-install.log" >&2; exit 1; }
 }

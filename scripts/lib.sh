@@ -56,8 +56,16 @@ ensure_prereqs() {
   ensure_cargo_pgrx
 }
 
+# pgrx copies ama_pg.so over the installed file in place, which crashes every running server
+# that has it mapped (a dev cluster from `./ama run`, a benchmark). Unlinking it first makes the
+# copy a new file: running servers keep the old one until they restart.
+unlink_installed_library() {
+  as_root rm -f "$("$PG_CONFIG" --pkglibdir)/ama_pg.so"
+}
+
 install_extension() {
   step "building and installing the ama_pg extension (release)"
+  unlink_installed_library
   # PostgreSQL's directories belong to root: as another user pgrx copies the files with sudo.
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(--sudo)
@@ -92,6 +100,7 @@ run_tests() {
   trap 'as_root rm -rf "${PG_TEST_DIR:-}"' EXIT
   # --runas: pgrx copies the test build with sudo and runs the server as the postgres OS user,
   # which works the same for root and for a user with sudo.
+  unlink_installed_library
   cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
 
   # pg_test installed a test build; the other layers need the real one.
