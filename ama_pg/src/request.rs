@@ -24,9 +24,8 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use crate::{credentials, errors, gucs, plans, ratelimit};
-
-const USER_PLAN: &str = "SELECT plan FROM ama.users WHERE user_id = $1::uuid";
+use crate::probe::{self, Key};
+use crate::{credentials, errors, gucs, ratelimit};
 
 /// Policy that counts failed authentication attempts per client IP.
 const AUTH_FAILURE_POLICY: &str = "auth_failures";
@@ -145,15 +144,15 @@ fn user_principal(claims: Value) -> Option<Principal> {
         .get("email")
         .and_then(Value::as_str)
         .map(|e| e.chars().take(320).collect::<String>());
-    let plan: Option<String> = Spi::connect(|client| {
-        let p = plans::plan(client, USER_PLAN, &[plans::TEXT]);
-        client
-            .select(&*p, Some(1), &[uid.clone().into()])
-            .ok()?
-            .first()
-            .get(1)
-            .ok()?
-    });
+    let mut bytes = [0u8; 16];
+    hex::decode_to_slice(uid.replace('-', ""), &mut bytes).ok()?;
+    let plan = probe::lookup(
+        c"users",
+        c"users_pkey",
+        &[Key::Uuid(&pgrx::Uuid::from_bytes(bytes))],
+        |row| row.text(c"plan"),
+    )
+    .flatten();
     let plan = match plan {
         Some(p) => p,
         None => {
