@@ -21,8 +21,16 @@ pub struct Verified {
     pub id: String,
     /// The actor the credential speaks for (`agent:...`, `visitor:...`, `service:<name>`).
     pub actor_id: String,
-    /// The plan that applies (the owning user's plan for an agent; empty otherwise).
-    pub plan: String,
+    /// The user who owns an agent token, whose plan applies to it.
+    pub owner: Option<pgrx::Uuid>,
+}
+
+/// A user's plan, read through the users primary key.
+pub fn user_plan(user: &pgrx::Uuid) -> Option<String> {
+    probe::lookup(c"users", c"users_pkey", &[Key::Uuid(user)], |row| {
+        row.text(c"plan")
+    })
+    .flatten()
 }
 
 pub fn kind_from_name(kind: &str) -> TokenKind {
@@ -101,9 +109,8 @@ struct Found {
 }
 
 /// Verifies a raw credential of `kind`. Returns `None` for anything that is not a live,
-/// well-formed, known credential, without saying which check failed. The owner's plan is looked
-/// up only `with_plan`.
-pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
+/// well-formed, known credential, without saying which check failed.
+pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
     token::check_format(kind, raw).ok()?;
     let hash = token::hash(raw);
     let t = match kind {
@@ -134,12 +141,6 @@ pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
     if !token::hashes_equal(&found.stored, &hash) || !found.live {
         return None;
     }
-    let plan = match found.owner.filter(|_| with_plan) {
-        Some(owner) => probe::lookup(c"users", c"users_pkey", &[Key::Uuid(&owner)], |row| {
-            row.text(c"plan")
-        })??,
-        None => String::new(),
-    };
     if found.stale {
         Spi::connect(|client| {
             let touch = plans::plan(client, TOUCH, &[plans::TEXT, plans::UUID]);
@@ -157,7 +158,7 @@ pub fn verify(kind: TokenKind, raw: &str, with_plan: bool) -> Option<Verified> {
     Some(Verified {
         id: found.id.to_string(),
         actor_id,
-        plan,
+        owner: found.owner,
     })
 }
 
@@ -209,8 +210,7 @@ pub unsafe extern "C-unwind" fn ama_verify_internal_key(
 }
 v1_function!(pg_finfo_ama_verify_internal_key);
 
-/// The SQL verifiers: (id, actor) of a live credential. They skip the owner's plan, which only
-/// the request path needs.
+/// The SQL verifiers: (id, actor) of a live credential.
 unsafe fn verify_sql(
     fcinfo: pg_sys::FunctionCallInfo,
     kind: TokenKind,
@@ -218,7 +218,7 @@ unsafe fn verify_sql(
 ) -> pg_sys::Datum {
     let raw = unsafe { pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0) }
         .unwrap_or_else(|| errors::null_input(null_message));
-    let v = verify(kind, raw, false).unwrap_or_else(|| errors::unauthorized());
+    let v = verify(kind, raw).unwrap_or_else(|| errors::unauthorized());
     let id = v.id.into_datum();
     let actor = v.actor_id.into_datum();
     let mut values =

@@ -24,7 +24,7 @@ pub fn plan(
     let prepared = client
         .prepare(sql, types)
         .unwrap_or_else(|e| {
-            crate::errors::bad_input(&format!("cannot prepare an internal query: {e}"))
+            crate::errors::internal(&format!("cannot prepare an internal query: {e}"))
         })
         .keep();
     let p = Rc::new(prepared);

@@ -421,7 +421,7 @@ fn load_policies() -> HashMap<String, Rc<CachedPolicy>> {
         // on them and this function needs no SECURITY DEFINER (and no per-call setup) itself.
         let rows = client
             .select("SELECT * FROM ama._rate_policy_rows()", None, &[])
-            .unwrap_or_else(|e| errors::bad_input(&format!("cannot load rate policies: {e}")));
+            .unwrap_or_else(|e| errors::internal(&format!("cannot load rate policies: {e}")));
         for row in rows {
             let id: i32 = row.get(1).ok().flatten().unwrap_or(0);
             let name: String = row.get(2).ok().flatten().unwrap_or_default();

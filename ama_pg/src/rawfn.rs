@@ -22,6 +22,9 @@ macro_rules! v1_function {
     };
 }
 
+/// The most columns a record-returning C function here returns.
+const MAX_COLUMNS: usize = 8;
+
 thread_local! {
     /// Blessed result row types by function OID, for the backend's life. A call site's
     /// `fn_extra` does not outlive one execution of a statement, and building the row type from
@@ -45,7 +48,11 @@ pub unsafe fn record(
             (*flinfo).fn_extra = row_type(fcinfo, values.len()).cast();
         }
         let desc: pg_sys::TupleDesc = (*flinfo).fn_extra.cast();
-        let mut nulls = vec![false; values.len()];
+        // No value is NULL; heap_form_tuple reads one flag per column (at most MAX_COLUMNS).
+        if values.len() > MAX_COLUMNS {
+            crate::errors::internal("ama_pg: too many result columns");
+        }
+        let mut nulls = [false; MAX_COLUMNS];
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data)
     }

@@ -24,7 +24,6 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use crate::probe::{self, Key};
 use crate::{credentials, errors, gucs, ratelimit};
 
 /// Policy that counts failed authentication attempts per client IP.
@@ -52,7 +51,7 @@ fn load_routes() -> HashMap<String, Route> {
                 None,
                 &[],
             )
-            .unwrap_or_else(|e| errors::bad_input(&format!("cannot load routes: {e}")));
+            .unwrap_or_else(|e| errors::internal(&format!("cannot load routes: {e}")));
         rows.filter_map(|row| {
             let name: String = row.get(1).ok()??;
             let handler: pg_sys::Oid = row.get(2).ok()??;
@@ -146,14 +145,7 @@ fn user_principal(claims: Value) -> Option<Principal> {
         .map(|e| e.chars().take(320).collect::<String>());
     let mut bytes = [0u8; 16];
     hex::decode_to_slice(uid.replace('-', ""), &mut bytes).ok()?;
-    let plan = probe::lookup(
-        c"users",
-        c"users_pkey",
-        &[Key::Uuid(&pgrx::Uuid::from_bytes(bytes))],
-        |row| row.text(c"plan"),
-    )
-    .flatten();
-    let plan = match plan {
+    let plan = match credentials::user_plan(&pgrx::Uuid::from_bytes(bytes)) {
         Some(p) => p,
         None => {
             // First sight of a Supabase user: provision the row on the basic plan.
@@ -193,7 +185,12 @@ pub fn uuid_text(s: &str) -> Option<String> {
 }
 
 fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
-    let v = credentials::verify(kind, raw, true)?;
+    let v = credentials::verify(kind, raw)?;
+    // An agent acts on its owner's plan.
+    let plan = match &v.owner {
+        Some(owner) => credentials::user_plan(owner)?,
+        None => String::new(),
+    };
     let (pkind, role, key_prefix) = match kind {
         TokenKind::Agent => ("agent", "authenticated", "tok"),
         TokenKind::Visitor => ("visitor", "anon", "vst"),
@@ -206,7 +203,7 @@ fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
         credential_id: Some(v.id),
         user_key: None,
         actor_id: Some(v.actor_id),
-        plan: v.plan,
+        plan,
         role,
         claims,
     })
@@ -276,7 +273,7 @@ fn request_begin(
     // Authentication, with failures counted per client IP.
     let kind = credential_kind.unwrap_or("none");
     let principal = if kind == "none" {
-        Some(anon_principal(&ip))
+        anon_principal(&ip)
     } else {
         // Too many failures from this address: refuse before looking at the credential.
         let failures = ratelimit::policy(AUTH_FAILURE_POLICY);
@@ -291,25 +288,30 @@ fn request_begin(
                 );
             }
         }
-        let p = match (kind, credential, claims) {
+        let authenticated = match (kind, credential, claims) {
             ("jwt", _, Some(JsonB(c))) => user_principal(c),
             ("agent", Some(raw), _) => token_principal(TokenKind::Agent, raw),
             ("visitor", Some(raw), _) => token_principal(TokenKind::Visitor, raw),
             ("internal", Some(raw), _) => token_principal(TokenKind::InternalKey, raw),
             _ => None,
         };
-        if p.is_none() {
-            let Some(fp) = &failures else {
-                return envelope(401, "UNAUTHORIZED", GENERIC_401, Value::Null);
-            };
-            let out = ratelimit::decide(fp.id, &fp.base, &ip_key, 1, true);
-            if !out.decision.allowed {
-                return envelope(
-                    429,
-                    "RATE_LIMITED",
-                    "too many failed authentication attempts",
-                    rate_json(fp, &out.decision),
-                );
+        let Some(p) = authenticated else {
+            // The failure counts against the address (and is audited unless it tips it over).
+            let counted = failures.as_ref().map(|fp| {
+                (
+                    fp,
+                    ratelimit::decide(fp.id, &fp.base, &ip_key, 1, true).decision,
+                )
+            });
+            if let Some((fp, d)) = &counted {
+                if !d.allowed {
+                    return envelope(
+                        429,
+                        "RATE_LIMITED",
+                        "too many failed authentication attempts",
+                        rate_json(fp, d),
+                    );
+                }
             }
             audit(
                 "auth_failed",
@@ -318,17 +320,10 @@ fn request_begin(
                 &ip,
                 json!({"credential_kind": kind}),
             );
-            return envelope(
-                401,
-                "UNAUTHORIZED",
-                GENERIC_401,
-                rate_json(fp, &out.decision),
-            );
-        }
+            let rate = counted.map_or(Value::Null, |(fp, d)| rate_json(fp, &d));
+            return envelope(401, "UNAUTHORIZED", GENERIC_401, rate);
+        };
         p
-    };
-    let Some(principal) = principal else {
-        unreachable!()
     };
 
     if !rt.principals.iter().any(|k| k == principal.kind) {

@@ -87,12 +87,16 @@ fn checksum_hex(body: &str) -> String {
     format!("{:08x}", crc32fast::hash(body.as_bytes()))
 }
 
+/// A token of `kind` around `body` (hex): the prefix, the body and the body's CRC32.
+pub fn compose(kind: TokenKind, body: &str) -> String {
+    format!("{}{}{}", kind.prefix(), body, checksum_hex(body))
+}
+
 /// Generates a new token of `kind` from the operating system's CSPRNG.
 pub fn generate(kind: TokenKind) -> Issued {
     let mut bytes = [0u8; RANDOM_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let body = hex::encode(bytes);
-    let raw = format!("{}{}{}", kind.prefix(), body, checksum_hex(&body));
+    let raw = compose(kind, &hex::encode(bytes));
     let display_prefix = display_prefix(kind, &raw);
     Issued {
         hash: hash(&raw),

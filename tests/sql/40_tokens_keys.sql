@@ -4,7 +4,7 @@
 CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(69);
+SELECT plan(71);
 
 -- Fixtures: S is starter and owns agent AS; B is basic and owns agent AB; X is starter and owns agent AX.
 INSERT INTO ama.users (user_id, plan) VALUES
@@ -233,6 +233,12 @@ SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'key_revoked' AND su
           'audit: key_revoked for key one');
 SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'key_used'), 'audit: key_used');
 SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'auth_failed' AND client_ip = '198.51.100.41'), 'audit: auth_failed with the client IP');
+-- Without the auth_failures policy, failures are still refused and audited.
+DELETE FROM ama.rate_policies WHERE name = 'auth_failures';
+SELECT is(pg_temp.agent_status((SELECT val FROM secrets WHERE name = 'token'), '198.51.100.42'), '401',
+          'without the auth_failures policy a bad token still gets 401');
+SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'auth_failed' AND client_ip = '198.51.100.42'),
+          'without the auth_failures policy the failure is still audited');
 SELECT is_empty(
     $$SELECT a.audit_id, s.name FROM ama.audit_log a, secrets s
        WHERE s.name IN ('token', 'x_token', 'key1', 'key2')

@@ -79,14 +79,14 @@ impl Client {
         }
     }
 
-    /// Sends one request on a new TLS connection.
-    pub async fn send(
+    /// Sends one request on a new TLS connection and returns the response, body unread.
+    async fn open(
         &self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> std::io::Result<Response> {
+    ) -> std::io::Result<hyper::Response<hyper::body::Incoming>> {
         let mut sender = self.connect().await?;
         let mut req = hyper::Request::builder()
             .method(method)
@@ -98,16 +98,23 @@ impl Client {
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
             .map_err(std::io::Error::other)?;
-        let resp = sender
+        sender
             .send_request(req)
             .await
-            .map_err(std::io::Error::other)?;
+            .map_err(std::io::Error::other)
+    }
+
+    /// Sends one request on a new TLS connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Response> {
+        let resp = self.open(method, path, headers, body).await?;
         let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
+        let headers = header_pairs(&resp);
         let body = resp
             .into_body()
             .collect()
@@ -159,22 +166,22 @@ impl Client {
         timeout: std::time::Duration,
         done: impl Fn(&str) -> bool,
     ) -> std::io::Result<(u16, String)> {
-        let mut sender = self.connect().await?;
-        let mut req = hyper::Request::builder()
-            .method("GET")
-            .uri(path)
-            .header("host", "localhost");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(std::io::Error::other)?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(std::io::Error::other)?;
+        let r = self.sse(path, headers, timeout, done).await?;
+        Ok((r.status, String::from_utf8_lossy(&r.body).into_owned()))
+    }
+
+    /// Like [`Client::sse_until`], returning the response headers too, with the text received
+    /// as the body.
+    pub async fn sse(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        timeout: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> std::io::Result<Response> {
+        let resp = self.open("GET", path, headers, None).await?;
         let status = resp.status().as_u16();
+        let headers = header_pairs(&resp);
         let mut body = resp.into_body();
         let mut text = String::new();
         let end = tokio::time::Instant::now() + timeout;
@@ -189,6 +196,18 @@ impl Client {
                 Ok(None) | Err(_) => break,
             }
         }
-        Ok((status, text))
+        Ok(Response {
+            status,
+            headers,
+            body: Bytes::from(text),
+        })
     }
+}
+
+/// A response's headers as (lower-case name, value) pairs.
+fn header_pairs<B>(resp: &hyper::Response<B>) -> Vec<(String, String)> {
+    resp.headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
 }

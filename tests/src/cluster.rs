@@ -86,6 +86,34 @@ pub fn bindir() -> Result<PathBuf, HarnessError> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// Runs SQL through the `psql` at `bin` against `conninfo`, failing on the first error; returns
+/// the unaligned, tuples-only output.
+pub fn psql_at(bin: &Path, conninfo: &str, sql: &str) -> Result<String, HarnessError> {
+    let out = Command::new(bin)
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            conninfo,
+            "-c",
+            sql,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| HarnessError(format!("cannot run psql: {e}")))?;
+    if !out.status.success() {
+        return err(format!(
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// A command that runs as the server's OS user when we are root.
 fn server_command(bindir: &Path, program: &str) -> Result<Command, HarnessError> {
     let path = bindir.join(program);
@@ -291,35 +319,8 @@ impl Cluster {
 
     /// Runs SQL through psql as the superuser, failing on the first error.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
-        let out = Command::new(self.bindir.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                SUPERUSER,
-                "-d",
-                db,
-            ])
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-c")
-            .arg(sql)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| HarnessError(format!("cannot run psql: {e}")))?;
-        if !out.status.success() {
-            return err(format!(
-                "psql: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let conninfo = format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.port);
+        psql_at(&self.bindir.join("psql"), &conninfo, sql)
     }
 
     /// A libpq/tokio-postgres connection string for `user` on database `postgres`.

@@ -1,5 +1,6 @@
 //! End to end over TLS: throwaway PostgreSQL with ama_pg, ama-shim as a subprocess, real JWTs.
 
+use ama_core::token::{self, TokenKind};
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -581,39 +582,19 @@ async fn documented_rate_limits_return_429_with_headers() {
         .await;
     assert_eq!(r.status, 200);
     // Failed authentication counts per client IP: after 10 failures, even garbage gets 429.
-    let bad = format!("ama_eat_{}", "1".repeat(72));
+    // A well-formed token (right checksum) that does not exist, so it reaches the database.
+    let bad = token::compose(TokenKind::Agent, &"1".repeat(64));
     let mut statuses = Vec::new();
     for _ in 0..12 {
         statuses.push(
             s.client
-                .get("/api/v1/chat/threads", Some(&valid_checksum(&bad)))
+                .get("/api/v1/chat/threads", Some(&bad))
                 .await
                 .status,
         );
     }
     assert_eq!(&statuses[..10], &[401; 10]);
     assert_eq!(statuses[11], 429);
-}
-
-/// A well-formed token (right checksum) that does not exist, so it reaches the database.
-fn valid_checksum(_: &str) -> String {
-    let body = "1".repeat(64);
-    format!("ama_eat_{body}{:08x}", crc32(body.as_bytes()))
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for b in data {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

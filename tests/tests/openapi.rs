@@ -8,16 +8,12 @@
 //! formats asserted). Requests the server accepts must be valid against the declared parameters
 //! and request body, and most bad inputs the server rejects are rejected by the document too.
 
+use ama_core::token::{self, TokenKind};
 use ama_tests::client::{Client, Response};
 use ama_tests::stack::Stack;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 const DOC_FILE: &str = include_str!("../../shim/openapi.json");
 const ROUTES_RS: &str = include_str!("../../shim/src/routes.rs");
@@ -467,68 +463,19 @@ async fn sse(
     timeout: Duration,
     done: impl Fn(&str) -> bool,
 ) -> Response {
-    let tcp = TcpStream::connect(&client.addr).await.expect("connect");
-    let tls = TlsConnector::from(client.tls.clone())
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
-        .expect("TLS");
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    let mut b = hyper::Request::builder()
-        .method("GET")
-        .uri(path)
-        .header("host", "localhost");
-    for (k, v) in headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    let resp = sender
-        .send_request(b.body(Full::new(Bytes::new())).expect("request"))
-        .await
-        .expect("response");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
+    let headers: Vec<(&str, &str)> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let mut body = resp.into_body();
-    let mut text = String::new();
-    let end = tokio::time::Instant::now() + timeout;
-    while !done(&text) {
-        match tokio::time::timeout_at(end, body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    text.push_str(&String::from_utf8_lossy(data));
-                }
-            }
-            _ => break,
-        }
-    }
-    Response {
-        status,
-        headers,
-        body: Bytes::from(text),
-    }
+    client
+        .sse(path, &headers, timeout, done)
+        .await
+        .expect("SSE stream")
 }
 
 /// A well-formed token (right checksum) that does not exist, so it reaches the database.
-fn unknown_token(prefix: &str) -> String {
-    let body = "7".repeat(64);
-    let mut crc = 0xffff_ffffu32;
-    for b in body.as_bytes() {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    format!("{prefix}{body}{:08x}", !crc)
+fn unknown_token(kind: TokenKind) -> String {
+    token::compose(kind, &"7".repeat(64))
 }
 
 /// Static checks of the document itself.
@@ -766,7 +713,7 @@ async fn responses_match_the_openapi_document() {
         .await;
     api.expect(
         req("PUT", USERS, users(NOBODY))
-            .internal(&unknown_token("ama_ik_"))
+            .internal(&unknown_token(TokenKind::InternalKey))
             .json(json!({})),
         401,
     )
@@ -1537,7 +1484,7 @@ async fn responses_match_the_openapi_document() {
     api.expect(req("GET", PUBLIC_EVENTS, &pe).bearer(&alice), 403)
         .await;
     api.expect(
-        req("GET", PUBLIC_EVENTS, &pe).bearer(&unknown_token("ama_vst_")),
+        req("GET", PUBLIC_EVENTS, &pe).bearer(&unknown_token(TokenKind::Visitor)),
         401,
     )
     .await;
@@ -1753,7 +1700,7 @@ async fn responses_match_the_openapi_document() {
     }
     api.ok(limited, || "visitor_send never answered 429".into());
     // Failed authentications from this IP: soon every credentialed route answers 429.
-    let bad = unknown_token("ama_eat_");
+    let bad = unknown_token(TokenKind::Agent);
     let mut limited = false;
     for _ in 0..15 {
         let r = api.any(req("GET", EVENTS, &ev).bearer(&bad)).await;

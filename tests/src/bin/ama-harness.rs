@@ -12,7 +12,7 @@
 use ama_tests::cluster::{self, Cluster, Options};
 use ama_tests::{dev, fail};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const DEV_USER: &str = "00000000-0000-4000-8000-00000000a001";
@@ -76,26 +76,7 @@ fn sql_quote(s: &str) -> String {
 }
 
 fn psql_url(url: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    cluster::psql_at(Path::new("psql"), url, sql).map_err(|e| e.0)
 }
 
 /// Runs the whole system; returns an error line after stopping what it started.
