@@ -265,6 +265,8 @@ struct TestKey {
     alg: Algorithm,
     enc: EncodingKey,
     jwk: Value,
+    /// The key pair itself (the attack corpus derives public PEM/DER and certificates from it).
+    kp: rcgen::KeyPair,
 }
 
 fn gen_key(kid: &str, alg: Algorithm) -> TestKey {
@@ -286,6 +288,7 @@ fn gen_key(kid: &str, alg: Algorithm) -> TestKey {
         alg,
         enc,
         jwk: serde_json::to_value(&jwk).expect("jwk json"),
+        kp,
     }
 }
 
@@ -473,3 +476,6 @@ fn jwks_parsing_skips_unusable_keys() {
     assert!(parse_jwks(b"not json").is_err());
     assert!(parse_jwks(b"{}").is_err());
 }
+
+/// The RFC 8725 attack corpus, run through the real verifier with the fixtures above.
+mod corpus;
