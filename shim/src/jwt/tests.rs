@@ -479,3 +479,6 @@ fn jwks_parsing_skips_unusable_keys() {
 
 /// The RFC 8725 attack corpus, run through the real verifier with the fixtures above.
 mod corpus;
+
+/// Property tests of token and claims parsing (proptest).
+mod props;

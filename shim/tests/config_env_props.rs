@@ -1,0 +1,96 @@
+//! Property test of configuration from `AMA_*` environment variables. It sets process
+//! environment variables, so it is the only test in this binary (tests in one binary run on
+//! parallel threads and clap reads the environment).
+//!
+//! `PROPTEST_CASES` cases (256 when unset); longer: `PROPTEST_CASES=100000 cargo test --release
+//! -p ama-shim --test config_env_props`.
+
+use ama_shim::config::{Cli, Config, FileConfig};
+use clap::Parser;
+use proptest::prelude::*;
+
+/// Every variable the shim reads, except the two that name files it reads at once
+/// (`AMA_CONFIG` is read by `Config::load`, not here; `AMA_JWT_SECRET_FILE` could name a device).
+const VARS: &[&str] = &[
+    "AMA_LISTEN",
+    "AMA_TLS_CERT",
+    "AMA_TLS_KEY",
+    "AMA_DATABASE_URL",
+    "AMA_POOL_SIZE",
+    "AMA_POOL_TIMEOUT_MS",
+    "AMA_DB_CONNECT_TIMEOUT_MS",
+    "AMA_DB_STATEMENT_TIMEOUT_MS",
+    "AMA_JWT_SECRET",
+    "AMA_JWKS_FILE",
+    "AMA_JWKS_URL",
+    "AMA_JWKS_REFRESH_SECS",
+    "AMA_JWKS_COOLDOWN_SECS",
+    "AMA_JWT_ISSUER",
+    "AMA_JWT_AUDIENCE",
+    "AMA_JWT_MAX_LIFETIME_SECS",
+    "AMA_JWT_CACHE_SIZE",
+    "AMA_TRUSTED_PROXIES",
+    "AMA_BODY_LIMIT",
+    "AMA_MAX_HEADER_BYTES",
+    "AMA_MAX_HEADERS",
+    "AMA_HEADER_READ_TIMEOUT_MS",
+    "AMA_REQUEST_TIMEOUT_MS",
+    "AMA_MAX_CONNECTIONS",
+    "AMA_SHUTDOWN_TIMEOUT_MS",
+    "AMA_SSE_HEARTBEAT_SECS",
+    "AMA_SSE_RECHECK_SECS",
+    "AMA_LOG_FORMAT",
+    "AMA_LOG_LEVEL",
+];
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("127.0.0.1:0".to_string()),
+        Just("[::1]:8443".to_string()),
+        Just("json".to_string()),
+        Just("10.0.0.0/8,::1".to_string()),
+        Just("10.0.0.0/8,,not-an-ip".to_string()),
+        Just("http://127.0.0.1:1/jwks".to_string()),
+        Just("0".to_string()),
+        Just("-1".to_string()),
+        Just("18446744073709551616".to_string()),
+        Just(String::new()),
+        (0u64..1_000_000).prop_map(|n| n.to_string()),
+        // environment values cannot hold NUL
+        "[^\u{0}]{0,16}",
+    ]
+}
+
+proptest! {
+    /// Any set of `AMA_*` values: clap refuses, or the merge gives an error or a configuration
+    /// that satisfies the documented floors; never a panic.
+    #[test]
+    fn environment(vars in prop::collection::btree_map(prop::sample::select(VARS.to_vec()), value(), 0..8)) {
+        for v in VARS {
+            std::env::remove_var(v);
+        }
+        for (k, v) in &vars {
+            if *k == "AMA_DATABASE_URL" {
+                // a password that must never show in Debug output
+                std::env::set_var(k, format!("{v} password=hunter2-marker"));
+            } else {
+                std::env::set_var(k, v);
+            }
+        }
+        let got = Cli::try_parse_from(["ama-shim"]).map(|cli| Config::from_sources(cli, FileConfig::default()));
+        for k in vars.keys() {
+            std::env::remove_var(k);
+        }
+        match got {
+            Ok(Ok(c)) => {
+                prop_assert!(vars.contains_key("AMA_TLS_CERT") && vars.contains_key("AMA_DATABASE_URL"));
+                prop_assert!(c.pool_size >= 1 && c.max_connections >= 1);
+                prop_assert!(c.max_header_bytes >= 8192 && c.max_headers >= 1);
+                prop_assert!(c.jwt_secret.as_ref().is_none_or(|s| !s.0.is_empty()));
+                prop_assert!(!format!("{c:?}").contains("hunter2-marker"), "database URL in Debug output");
+            }
+            Ok(Err(e)) => prop_assert!(!e.is_empty()),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}
