@@ -81,6 +81,25 @@ pub struct Cli {
     /// Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is trusted [default: none].
     #[arg(long, env = "AMA_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Comma-separated IPs/CIDRs of clients that may read /metrics; anyone else gets 404, as for
+    /// an unknown path. The client IP is the socket peer, or X-Forwarded-For from a trusted proxy
+    /// only. An empty value hides /metrics from everyone [default: 127.0.0.0/8,::1].
+    #[arg(long, env = "AMA_METRICS_ALLOW", value_delimiter = ',')]
+    pub metrics_allow: Option<Vec<String>>,
+    /// Credentials the shim refuses by itself (malformed tokens or keys, JWTs with a bad
+    /// signature, expired, wrong audience, ...) allowed per minute per client IP and credential
+    /// kind; past it they get 429 instead of 401. A credential that verifies is always served
+    /// [default: 10].
+    #[arg(long, env = "AMA_AUTH_FAILURE_LIMIT")]
+    pub auth_failure_limit: Option<u32>,
+    /// Requests per minute per client IP to /health, /ready, /metrics and the OpenAPI document
+    /// (429 above) [default: 600].
+    #[arg(long, env = "AMA_SHIM_ENDPOINT_LIMIT")]
+    pub shim_endpoint_limit: Option<u32>,
+    /// Keys each of the two limits above remembers at most (bounded memory, about 130 bytes a
+    /// key); a forgotten key starts with a fresh allowance [default: 65536].
+    #[arg(long, env = "AMA_LIMITER_KEYS")]
+    pub limiter_keys: Option<usize>,
     /// Maximum request body size in bytes (413 above) [default: 65536].
     #[arg(long, env = "AMA_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -140,6 +159,10 @@ pub struct FileConfig {
     pub jwt_max_lifetime_secs: Option<u64>,
     pub jwt_cache_size: Option<usize>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub metrics_allow: Option<Vec<String>>,
+    pub auth_failure_limit: Option<u32>,
+    pub shim_endpoint_limit: Option<u32>,
+    pub limiter_keys: Option<usize>,
     pub body_limit: Option<usize>,
     pub max_header_bytes: Option<usize>,
     pub max_headers: Option<usize>,
@@ -190,6 +213,10 @@ pub struct Config {
     pub jwt_max_lifetime_secs: u64,
     pub jwt_cache_size: usize,
     pub trusted_proxies: Vec<IpNet>,
+    pub metrics_allow: Vec<IpNet>,
+    pub auth_failure_limit: u32,
+    pub shim_endpoint_limit: u32,
+    pub limiter_keys: usize,
     pub body_limit: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
@@ -203,7 +230,7 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// Parses one trusted-proxy entry: an IP address or a CIDR.
+/// Parses one address-list entry: an IP address or a CIDR.
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
     if let Ok(n) = s.parse::<IpNet>() {
@@ -211,7 +238,26 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     }
     s.parse::<std::net::IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("trusted_proxies: `{s}` is not an IP address or CIDR"))
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR"))
+}
+
+/// Parses an address list (empty entries skipped); errors name the option.
+fn parse_nets(option: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| parse_net(s).map_err(|e| format!("{option}: {e}")))
+        .collect()
+}
+
+/// Who may read /metrics when `metrics_allow` is not set: loopback only.
+pub const DEFAULT_METRICS_ALLOW: &[&str] = &["127.0.0.0/8", "::1/128"];
+
+fn at_least_one<T: PartialEq + Default>(option: &str, v: T) -> Result<T, String> {
+    if v == T::default() {
+        Err(format!("{option} must be at least 1"))
+    } else {
+        Ok(v)
+    }
 }
 
 fn ms(v: u64) -> Duration {
@@ -253,14 +299,37 @@ impl Config {
                 return Err("jwks_url must start with https:// or http://".into());
             }
         }
-        let trusted_proxies = cli
-            .trusted_proxies
-            .or(file.trusted_proxies)
-            .unwrap_or_default()
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_net(s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = parse_nets(
+            "trusted_proxies",
+            &cli.trusted_proxies
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        )?;
+        let metrics_allow = parse_nets(
+            "metrics_allow",
+            &cli.metrics_allow.or(file.metrics_allow).unwrap_or_else(|| {
+                DEFAULT_METRICS_ALLOW
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }),
+        )?;
+        let auth_failure_limit = at_least_one(
+            "auth_failure_limit",
+            cli.auth_failure_limit
+                .or(file.auth_failure_limit)
+                .unwrap_or(10),
+        )?;
+        let shim_endpoint_limit = at_least_one(
+            "shim_endpoint_limit",
+            cli.shim_endpoint_limit
+                .or(file.shim_endpoint_limit)
+                .unwrap_or(600),
+        )?;
+        let limiter_keys = at_least_one(
+            "limiter_keys",
+            cli.limiter_keys.or(file.limiter_keys).unwrap_or(65_536),
+        )?;
         let log_format = match cli.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -318,6 +387,10 @@ impl Config {
                 .unwrap_or(86_400),
             jwt_cache_size: cli.jwt_cache_size.or(file.jwt_cache_size).unwrap_or(10_000),
             trusted_proxies,
+            metrics_allow,
+            auth_failure_limit,
+            shim_endpoint_limit,
+            limiter_keys,
             body_limit: cli.body_limit.or(file.body_limit).unwrap_or(65_536),
             max_header_bytes: cli
                 .max_header_bytes
@@ -406,6 +479,56 @@ mod tests {
         assert_eq!(c.jwt_audience, "authenticated");
         assert_eq!(c.jwt_max_lifetime_secs, 86_400);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.auth_failure_limit, 10);
+        assert_eq!(c.shim_endpoint_limit, 600);
+        assert_eq!(c.limiter_keys, 65_536);
+        let allow: Vec<String> = c.metrics_allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["127.0.0.0/8", "::1/128"]);
+    }
+
+    #[test]
+    fn limits_and_metrics_allow_list() {
+        let cli = Cli::try_parse_from([
+            "ama-shim",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--database-url",
+            "x",
+            "--metrics-allow",
+            "10.0.0.0/8, 192.0.2.7",
+            "--auth-failure-limit",
+            "3",
+            "--shim-endpoint-limit",
+            "5",
+            "--limiter-keys",
+            "100",
+        ])
+        .expect("parse");
+        let c = Config::from_sources(cli, FileConfig::default()).expect("config");
+        let allow: Vec<String> = c.metrics_allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["10.0.0.0/8", "192.0.2.7/32"]);
+        assert_eq!(
+            (c.auth_failure_limit, c.shim_endpoint_limit, c.limiter_keys),
+            (3, 5, 100)
+        );
+        // an empty list hides /metrics from everyone; the file works like the flags
+        let file: FileConfig =
+            toml::from_str("metrics_allow = []\nauth_failure_limit = 7\n").expect("toml");
+        let c = Config::from_sources(base_cli(), file).expect("config");
+        assert!(c.metrics_allow.is_empty());
+        assert_eq!(c.auth_failure_limit, 7);
+        for (field, value) in [
+            ("auth_failure_limit", "0"),
+            ("shim_endpoint_limit", "0"),
+            ("limiter_keys", "0"),
+            ("metrics_allow", "[\"localhost\"]"),
+        ] {
+            let file: FileConfig = toml::from_str(&format!("{field} = {value}")).expect("toml");
+            let e = Config::from_sources(base_cli(), file).expect_err(field);
+            assert!(e.starts_with(field), "{e}");
+        }
     }
 
     #[test]

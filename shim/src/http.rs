@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::db::{DbError, Envelope, Rate};
 use crate::errors::{ApiError, WWW_AUTHENTICATE as WWW_AUTH_VALUE};
 use crate::jwt::Verified;
+use crate::limiter::Verdict;
 use crate::routes::{self, RouteMatch, Target};
 use crate::App;
 
@@ -316,7 +317,13 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (target, params) = match routes::match_route(req.method(), req.uri().path()) {
+    let ip = client_ip(app, req.headers(), peer);
+    let matched = if metrics_hidden(app, req.uri().path(), ip) {
+        RouteMatch::NotFound
+    } else {
+        routes::match_route(req.method(), req.uri().path())
+    };
+    let (target, params) = match matched {
         RouteMatch::Found { target, params } => (target, params),
         RouteMatch::NotFound => {
             out.route = "not_found";
@@ -330,47 +337,30 @@ where
         }
     };
     match target {
-        Target::Health => {
-            out.route = "health";
-            json_response(
-                200,
-                &json!({"status": "ok", "service": "ama-shim", "version": env!("CARGO_PKG_VERSION")}),
-                rid,
-            )
-        }
-        Target::Ready => {
-            out.route = "ready";
-            if app.db.ready(Duration::from_secs(1)).await {
-                json_response(200, &json!({"status": "ready"}), rid)
-            } else {
-                error_response(&ApiError::status(503, "database unreachable"), rid)
+        Target::Health | Target::Ready | Target::Metrics | Target::OpenApi => {
+            out.route = match target {
+                Target::Health => "health",
+                Target::Ready => "ready",
+                Target::Metrics => "metrics",
+                _ => "openapi",
+            };
+            let verdict = app.limits.endpoints.hit(&ip);
+            if !verdict.allowed() {
+                return limited_response(app, &verdict, "too many requests", rid);
             }
-        }
-        Target::Metrics => {
-            out.route = "metrics";
-            let mut r = Response::new(full(app.metrics.render(app.db.gauges())));
-            r.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            r
-        }
-        Target::OpenApi => {
-            out.route = "openapi";
-            let mut r = Response::new(full(crate::OPENAPI));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut r = shim_endpoint(app, target, rid).await;
+            let status = r.status().as_u16();
+            set_rate_headers(&mut r, &verdict, status);
             r
         }
         Target::EventStream => {
             out.route = "events.stream";
             let auth_start = Instant::now();
-            let cred = match authenticate(app, req.headers(), out).await {
+            let cred = match authenticate(app, req.headers(), ip, rid, out).await {
                 Ok(c) => c,
-                Err(e) => return error_response(&e, rid),
+                Err(resp) => return resp,
             };
             let auth = auth_start.elapsed();
-            let ip = client_ip(app, req.headers(), peer);
             let query = routes::parse_query(req.uri().query());
             let last_event_id = req
                 .headers()
@@ -397,9 +387,87 @@ where
         }
         Target::Api(name) => {
             out.route = name;
-            api(app, req, name, &params, peer, rid, start, out).await
+            api(app, req, name, &params, ip, rid, start, out).await
         }
     }
+}
+
+/// `/health`, `/ready`, `/metrics` and the OpenAPI document (after their limit).
+async fn shim_endpoint(app: &App, target: Target, rid: &str) -> Response<Body> {
+    match target {
+        Target::Health => json_response(
+            200,
+            &json!({"status": "ok", "service": "ama-shim", "version": env!("CARGO_PKG_VERSION")}),
+            rid,
+        ),
+        Target::Ready => {
+            if app.db.ready(Duration::from_secs(1)).await {
+                json_response(200, &json!({"status": "ready"}), rid)
+            } else {
+                error_response(&ApiError::status(503, "database unreachable"), rid)
+            }
+        }
+        Target::Metrics => {
+            let mut r = Response::new(full(app.metrics.render(app.db.gauges())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        _ => {
+            let mut r = Response::new(full(crate::OPENAPI));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    }
+}
+
+/// Whether `/metrics` must look like an unknown path to this client: it is served only to the
+/// `metrics_allow` list, for every method (a 405 would give it away). `ip` is the client IP,
+/// which honours `X-Forwarded-For` from trusted proxies only.
+fn metrics_hidden(app: &App, path: &str, ip: IpAddr) -> bool {
+    !app.cfg.metrics_allow.iter().any(|n| n.contains(&ip))
+        && matches!(
+            routes::match_route(&Method::GET, path),
+            RouteMatch::Found {
+                target: Target::Metrics,
+                ..
+            }
+        )
+}
+
+fn set_rate_headers(resp: &mut Response<Body>, verdict: &Verdict, status: u16) {
+    for (name, value) in rate_headers(&verdict.rate(), status) {
+        set(resp, name, &value);
+    }
+}
+
+/// 429 from one of the shim's own limits, with `Retry-After` and the RateLimit headers.
+fn limited_response(app: &App, verdict: &Verdict, message: &str, rid: &str) -> Response<Body> {
+    app.metrics.rate_limited(verdict.policy);
+    let mut r = error_response(&ApiError::status(429, message), rid);
+    set_rate_headers(&mut r, verdict, 429);
+    r
+}
+
+/// A credential the shim refused by itself. The failure is counted against (client IP,
+/// credential kind) only now, after the check failed, so a credential that verifies never
+/// meets this limit: the generic 401 up to the limit, then 429.
+fn refused(app: &App, ip: IpAddr, kind: &'static str, rid: &str) -> Response<Body> {
+    let verdict = app.limits.auth_failures.hit(&(ip, kind));
+    if !verdict.allowed() {
+        return limited_response(
+            app,
+            &verdict,
+            "too many failed authentication attempts",
+            rid,
+        );
+    }
+    let mut r = error_response(&ApiError::unauthorized(), rid);
+    set_rate_headers(&mut r, &verdict, 401);
+    r
 }
 
 fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
@@ -410,19 +478,22 @@ fn client_ip(app: &App, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
     crate::net::client_ip(peer.ip(), xff, &app.cfg.trusted_proxies)
 }
 
-/// Recognises and, for JWTs, verifies the credential. Failures are the generic 401.
+/// Recognises and, for JWTs, verifies the credential. Failures are the generic 401, or 429 once
+/// this client IP has had too many of this kind refused (see [`refused`]).
 async fn authenticate(
     app: &App,
     headers: &HeaderMap,
+    ip: IpAddr,
+    rid: &str,
     out: &mut Outcome,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, Response<Body>> {
     let presented = match classify(headers) {
         Ok(p) => p,
         Err(r) => {
             out.kind = r.kind;
             app.metrics.auth(r.kind, "rejected");
             tracing::debug!(kind = r.kind, reason = r.reason, "credential refused");
-            return Err(ApiError::unauthorized());
+            return Err(refused(app, ip, r.kind, rid));
         }
     };
     match presented {
@@ -441,7 +512,7 @@ async fn authenticate(
                 Err(e) => {
                     app.metrics.auth("jwt", "rejected");
                     tracing::debug!(reason = %e, "JWT refused");
-                    Err(ApiError::unauthorized())
+                    Err(refused(app, ip, "jwt", rid))
                 }
             }
         }
@@ -551,7 +622,7 @@ async fn api<B>(
     req: Request<B>,
     name: &'static str,
     params: &[(&'static str, String)],
-    peer: SocketAddr,
+    ip: IpAddr,
     rid: &str,
     start: Instant,
     out: &mut Outcome,
@@ -561,12 +632,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let auth_start = Instant::now();
-    let cred = match authenticate(app, req.headers(), out).await {
+    let cred = match authenticate(app, req.headers(), ip, rid, out).await {
         Ok(c) => c,
-        Err(e) => return error_response(&e, rid),
+        Err(resp) => return resp,
     };
     let auth = auth_start.elapsed();
-    let ip = client_ip(app, req.headers(), peer);
     let query = routes::parse_query(req.uri().query());
     let has_body = matches!(
         *req.method(),

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod fetch;
 pub mod http;
 pub mod jwt;
+pub mod limiter;
 pub mod metrics;
 pub mod net;
 pub mod routes;
@@ -24,6 +25,8 @@ pub struct App {
     pub db: db::Db,
     pub verifier: jwt::Verifier,
     pub metrics: metrics::Metrics,
+    /// The shim's own limits: refused credentials and its own endpoints.
+    pub limits: limiter::ShimLimits,
     pub notices: tokio::sync::broadcast::Sender<sse::Notice>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

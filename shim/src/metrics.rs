@@ -109,7 +109,7 @@ impl Metrics {
         }
         let _ = writeln!(
             o,
-            "# HELP ama_shim_rate_limited_total Requests denied by the rate limiter, by policy."
+            "# HELP ama_shim_rate_limited_total Requests answered 429, by policy (shim_auth_failures and shim_endpoints are the shim's own limits, the others the database ledger's)."
         );
         let _ = writeln!(o, "# TYPE ama_shim_rate_limited_total counter");
         if let Ok(g) = self.rate_limited.lock() {
@@ -198,6 +198,8 @@ mod tests {
         m.request("threads.get", 404);
         m.auth("jwt", "ok");
         m.rate_limited("thread_write");
+        m.rate_limited(crate::limiter::AUTH_FAILURES);
+        m.rate_limited(crate::limiter::AUTH_FAILURES);
         m.db_latency(Duration::from_millis(3));
         let t = m.render(PoolGauges {
             max_size: 16,
@@ -209,6 +211,7 @@ mod tests {
         assert!(t.contains("ama_shim_requests_total{route=\"threads.get\",status=\"404\"} 1"));
         assert!(t.contains("ama_shim_auth_total{kind=\"jwt\",outcome=\"ok\"} 1"));
         assert!(t.contains("ama_shim_rate_limited_total{policy=\"thread_write\"} 1"));
+        assert!(t.contains("ama_shim_rate_limited_total{policy=\"shim_auth_failures\"} 2"));
         assert!(t.contains("ama_shim_db_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(t.contains("ama_shim_db_seconds_bucket{le=\"0.005\"} 1"));
         assert!(t.contains("ama_shim_db_seconds_count 1"));

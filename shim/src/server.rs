@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use crate::config::Config;
 use crate::db::Db;
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
+use crate::limiter::ShimLimits;
 use crate::metrics::Metrics;
 use crate::net::{is_tls_handshake, PLAIN_HTTP_RESPONSE};
 use crate::tls::TlsState;
@@ -48,11 +49,17 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         cfg.jwt_cache_size,
     )?;
     let (notices, _) = broadcast::channel(1024);
+    let limits = ShimLimits::new(
+        cfg.auth_failure_limit,
+        cfg.shim_endpoint_limit,
+        cfg.limiter_keys,
+    );
     Ok(Arc::new(App {
         cfg,
         db,
         verifier,
         metrics: Metrics::default(),
+        limits,
         notices,
         shutdown,
     }))

@@ -178,18 +178,28 @@ fn empty() -> Full<Bytes> {
     Full::new(Bytes::new())
 }
 
-fn jwt() -> String {
-    let now = std::time::SystemTime::now()
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let claims = json!({"sub": SUB, "aud": "authenticated", "iat": now, "exp": now + 600, "role": "authenticated"});
+        .unwrap_or(0)
+}
+
+fn jwt_with(secret: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("key"),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
     )
     .expect("jwt")
+}
+
+fn jwt() -> String {
+    let now = now_secs();
+    jwt_with(
+        SECRET,
+        &json!({"sub": SUB, "aud": "authenticated", "iat": now, "exp": now + 600, "role": "authenticated"}),
+    )
 }
 
 fn assert_error(r: &Resp, status: u16, code: &str) {
@@ -478,7 +488,269 @@ fn startup_errors_are_one_line() {
         "--jwks-url",
         "--trusted-proxies",
         "AMA_BODY_LIMIT",
+        "--metrics-allow",
+        "--auth-failure-limit",
+        "--shim-endpoint-limit",
+        "--limiter-keys",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
+}
+
+/// GET `path` as client `ip` (through the trusted proxy 127.0.0.1), with an optional
+/// `Authorization` value.
+async fn get_as(shim: &Shim, ip: Option<&str>, path: &str, auth: Option<&str>) -> Resp {
+    let mut b = req("GET", path);
+    if let Some(ip) = ip {
+        b = b.header("x-forwarded-for", ip);
+    }
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    send(shim, false, b.body(empty()).expect("req")).await
+}
+
+fn header<'a>(r: &'a Resp, name: &str) -> &'a str {
+    r.headers
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+/// A well-formed agent token (right length and checksum) that no database knows.
+fn well_formed_agent_token() -> String {
+    ama_core::token::compose(ama_core::token::TokenKind::Agent, &"ab".repeat(32))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_limited_per_ip_and_kind() {
+    let shim = start(
+        "authlimit",
+        &[
+            "--trusted-proxies",
+            "127.0.0.1",
+            "--shim-endpoint-limit",
+            "10",
+        ],
+    );
+    let a = Some("198.51.100.10");
+
+    // Ten malformed agent tokens from one client: the generic 401 with the limit's headers.
+    // (Each failure is worth 6 s of a 10-a-minute allowance; ten requests over loopback take far
+    // less, so the eleventh finds none left.)
+    for i in 0..10 {
+        let r = get_as(
+            &shim,
+            a,
+            "/api/v1/chat/threads",
+            Some("Bearer ama_eat_1234"),
+        )
+        .await;
+        assert_error(&r, 401, "UNAUTHORIZED");
+        assert_eq!(r.json()["message"], "invalid or expired credential");
+        assert_eq!(
+            header(&r, "ratelimit-policy"),
+            "\"shim_auth_failures\";q=10;w=60"
+        );
+        assert!(
+            header(&r, "ratelimit").starts_with(&format!("\"shim_auth_failures\";r={};t=", 9 - i)),
+            "{}",
+            header(&r, "ratelimit")
+        );
+        assert!(!r.headers.contains_key("retry-after"));
+    }
+    // The eleventh: 429 in the error JSON, with Retry-After and the RateLimit headers.
+    let r = get_as(
+        &shim,
+        a,
+        "/api/v1/chat/threads",
+        Some("Bearer ama_eat_1234"),
+    )
+    .await;
+    assert_error(&r, 429, "RATE_LIMITED");
+    let retry: u64 = header(&r, "retry-after").parse().expect("retry-after");
+    assert!((1..=6).contains(&retry), "{retry}");
+    assert_eq!(
+        header(&r, "ratelimit-policy"),
+        "\"shim_auth_failures\";q=10;w=60"
+    );
+    assert!(header(&r, "ratelimit").starts_with("\"shim_auth_failures\";r=0;t="));
+    // Other malformed agent-kind credentials from the same client count together.
+    let r = get_as(
+        &shim,
+        a,
+        "/api/v1/chat/threads",
+        Some("Bearer ama_xyz_0000"),
+    )
+    .await;
+    assert_error(&r, 429, "RATE_LIMITED");
+
+    // A credential that verifies is served from the same address: a valid JWT gets past
+    // authentication (to the database, which is down here), and so does a well-formed agent
+    // token, which only the database can check.
+    let bearer = format!("Bearer {}", jwt());
+    let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&bearer)).await;
+    assert_error(&r, 503, "UNAVAILABLE");
+    let agent = format!("Bearer {}", well_formed_agent_token());
+    let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&agent)).await;
+    assert_error(&r, 503, "UNAVAILABLE");
+    // The event stream authenticates the same way.
+    let r = get_as(
+        &shim,
+        a,
+        "/api/v1/chat/threads/x/events/stream",
+        Some("Bearer ama_eat_1234"),
+    )
+    .await;
+    assert_error(&r, 429, "RATE_LIMITED");
+
+    // Refused JWTs count apart from agent tokens: the agent flood left them alone.
+    let now = now_secs();
+    let bad_jwts = [
+        "Bearer not.a.jwt".to_string(),
+        format!(
+            "Bearer {}",
+            jwt_with(
+                "another-secret-0123456789abcdef",
+                &json!({"sub": SUB, "aud": "authenticated", "iat": now, "exp": now + 600}),
+            )
+        ),
+        format!(
+            "Bearer {}",
+            jwt_with(
+                SECRET,
+                &json!({"sub": SUB, "aud": "authenticated", "iat": now - 7200, "exp": now - 3600}),
+            )
+        ),
+        format!(
+            "Bearer {}",
+            jwt_with(
+                SECRET,
+                &json!({"sub": SUB, "aud": "someone-else", "iat": now, "exp": now + 600}),
+            )
+        ),
+        "Basic Zm9vOmJhcg==".to_string(),
+    ];
+    for i in 0..10 {
+        let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&bad_jwts[i % 5])).await;
+        assert_error(&r, 401, "UNAUTHORIZED");
+    }
+    for bad in &bad_jwts {
+        let r = get_as(&shim, a, "/api/v1/chat/threads", Some(bad)).await;
+        assert_error(&r, 429, "RATE_LIMITED");
+    }
+    // ... and still the valid JWT is served.
+    let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&bearer)).await;
+    assert_error(&r, 503, "UNAVAILABLE");
+
+    // A JWT flood from another client does not touch that client's agent-token count, nor
+    // any other client's.
+    let c = Some("2001:db8::c");
+    for _ in 0..15 {
+        get_as(&shim, c, "/api/v1/chat/threads", Some("Bearer not.a.jwt")).await;
+    }
+    let r = get_as(&shim, c, "/api/v1/chat/threads", Some("Bearer not.a.jwt")).await;
+    assert_error(&r, 429, "RATE_LIMITED");
+    let r = get_as(
+        &shim,
+        c,
+        "/api/v1/chat/threads",
+        Some("Bearer ama_eat_1234"),
+    )
+    .await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+    let r = get_as(
+        &shim,
+        Some("198.51.100.11"),
+        "/api/v1/chat/threads",
+        Some("Bearer ama_eat_1234"),
+    )
+    .await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+    // Internal keys have their own count too.
+    let r = send(
+        &shim,
+        false,
+        req("PUT", "/internal/v1/users/x")
+            .header("x-forwarded-for", "198.51.100.10")
+            .header("x-internal-api-key", "ama_ik_bad")
+            .body(empty())
+            .expect("req"),
+    )
+    .await;
+    assert_error(&r, 401, "UNAUTHORIZED");
+
+    // The shim's own endpoints: 10 a minute per client here, then 429.
+    let d = Some("203.0.113.40");
+    for _ in 0..10 {
+        let r = get_as(&shim, d, "/health", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            header(&r, "ratelimit-policy"),
+            "\"shim_endpoints\";q=10;w=60"
+        );
+    }
+    let r = get_as(&shim, d, "/health", None).await;
+    assert_error(&r, 429, "RATE_LIMITED");
+    let retry: u64 = header(&r, "retry-after").parse().expect("retry-after");
+    assert!((1..=6).contains(&retry), "{retry}");
+    assert_eq!(
+        header(&r, "ratelimit-policy"),
+        "\"shim_endpoints\";q=10;w=60"
+    );
+    assert!(header(&r, "ratelimit").starts_with("\"shim_endpoints\";r=0;t="));
+    for path in ["/ready", "/api/v1/openapi.json"] {
+        let r = get_as(&shim, d, path, None).await;
+        assert_error(&r, 429, "RATE_LIMITED");
+    }
+    // Another client still gets its health check.
+    let r = get_as(&shim, Some("203.0.113.41"), "/health", None).await;
+    assert_eq!(r.status, 200);
+
+    // /metrics: the loopback peer may read it; a client behind the trusted proxy may not, and
+    // sees what an unknown path shows (404, also for other methods).
+    let unknown = get_as(&shim, a, "/api/v1/nope", None).await;
+    for method in ["GET", "POST"] {
+        let r = send(
+            &shim,
+            false,
+            req(method, "/metrics")
+                .header("x-forwarded-for", "198.51.100.10")
+                .body(empty())
+                .expect("req"),
+        )
+        .await;
+        assert_error(&r, 404, "NOT_FOUND");
+        assert_eq!(r.json()["message"], unknown.json()["message"]);
+        assert!(!r.headers.contains_key("ratelimit"));
+    }
+    let r = get_as(&shim, None, "/metrics", None).await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(
+        text.contains("ama_shim_rate_limited_total{policy=\"shim_auth_failures\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ama_shim_rate_limited_total{policy=\"shim_endpoints\"} 3"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_allow_list_cannot_be_spoofed() {
+    // No trusted proxy: X-Forwarded-For is ignored, so naming an allowed address gets nowhere.
+    let shim = start("metricsallow", &["--metrics-allow", "192.0.2.0/24"]);
+    for xff in [None, Some("192.0.2.1"), Some("127.0.0.1, 192.0.2.1")] {
+        let r = get_as(&shim, xff, "/metrics", None).await;
+        assert_error(&r, 404, "NOT_FOUND");
+    }
+    // Everything else is served as usual.
+    let r = get_as(&shim, None, "/health", None).await;
+    assert_eq!(r.status, 200);
+    // The default allow-list is loopback: the peer here.
+    let shim = start("metricsdefault", &[]);
+    let r = get_as(&shim, Some("192.0.2.1"), "/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("ama_shim_requests_total"));
 }
