@@ -318,11 +318,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let ip = client_ip(app, req.headers(), peer);
-    let matched = if metrics_hidden(app, req.uri().path(), ip) {
-        RouteMatch::NotFound
-    } else {
-        routes::match_route(req.method(), req.uri().path())
-    };
+    let path = req.uri().path();
+    let mut matched = routes::match_route(req.method(), path);
+    if metrics_hidden(app, &matched, path, ip) {
+        matched = RouteMatch::NotFound;
+    }
     let (target, params) = match matched {
         RouteMatch::Found { target, params } => (target, params),
         RouteMatch::NotFound => {
@@ -425,17 +425,23 @@ async fn shim_endpoint(app: &App, target: Target, rid: &str) -> Response<Body> {
 }
 
 /// Whether `/metrics` must look like an unknown path to this client: it is served only to the
-/// `metrics_allow` list, for every method (a 405 would give it away). `ip` is the client IP,
-/// which honours `X-Forwarded-For` from trusted proxies only.
-fn metrics_hidden(app: &App, path: &str, ip: IpAddr) -> bool {
-    !app.cfg.metrics_allow.iter().any(|n| n.contains(&ip))
-        && matches!(
-            routes::match_route(&Method::GET, path),
+/// `metrics_allow` list, and hidden for every method (a 405 would give it away). `ip` is the
+/// client IP, which honours `X-Forwarded-For` from trusted proxies only.
+fn metrics_hidden(app: &App, matched: &RouteMatch, path: &str, ip: IpAddr) -> bool {
+    let is_metrics = |m: &RouteMatch| {
+        matches!(
+            m,
             RouteMatch::Found {
                 target: Target::Metrics,
                 ..
             }
         )
+    };
+    let metrics = match matched {
+        RouteMatch::MethodNotAllowed { .. } => is_metrics(&routes::match_route(&Method::GET, path)),
+        m => is_metrics(m),
+    };
+    metrics && !app.cfg.metrics_allow.iter().any(|n| n.contains(&ip))
 }
 
 fn set_rate_headers(resp: &mut Response<Body>, verdict: &Verdict, status: u16) {
