@@ -10,13 +10,16 @@
 CREATE TABLE ama.plans (
     plan         text PRIMARY KEY CHECK (plan ~ '^[a-z][a-z0-9_]{0,31}$'),
     rank         integer NOT NULL UNIQUE,
-    display_name text NOT NULL CHECK (length(display_name) BETWEEN 1 AND 100)
+    display_name text NOT NULL CHECK (length(display_name) BETWEEN 1 AND 100),
+    -- Active agent tokens a user on this plan may hold; 0 means the plan has no agent tokens, and
+    -- agent tokens of its users' agents are refused at request time (a downgrade takes effect at once).
+    max_agent_tokens integer NOT NULL DEFAULT 0 CHECK (max_agent_tokens BETWEEN 0 AND 10000)
 );
 ALTER TABLE ama.plans ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.plans FORCE ROW LEVEL SECURITY;
 
 -- The two documented tiers.
-INSERT INTO ama.plans (plan, rank, display_name) VALUES ('basic', 0, 'Basic'), ('starter', 10, 'Starter');
+INSERT INTO ama.plans (plan, rank, display_name, max_agent_tokens) VALUES ('basic', 0, 'Basic', 0), ('starter', 10, 'Starter', 25);
 
 -- People who sign in through Supabase Auth; user_id is the JWT's sub.
 CREATE TABLE ama.users (
@@ -173,13 +176,34 @@ CREATE TABLE ama.visitors (
 ALTER TABLE ama.visitors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.visitors FORCE ROW LEVEL SECURITY;
 
+-- Agents their owners allowed into a thread, so a manager of that thread may add them (with run).
+CREATE TABLE ama.agent_allowances (
+    thread_id      uuid NOT NULL REFERENCES ama.threads (thread_id) ON DELETE CASCADE,
+    agent_actor_id text NOT NULL REFERENCES ama.actors (actor_id) ON DELETE CASCADE,
+    allowed_by     uuid NOT NULL REFERENCES ama.users (user_id) ON DELETE CASCADE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (thread_id, agent_actor_id)
+);
+ALTER TABLE ama.agent_allowances ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ama.agent_allowances FORCE ROW LEVEL SECURITY;
+
+-- The key that seals live-event notifications (one row), so LISTEN ama_events reveals no thread id to other roles.
+CREATE TABLE ama.event_keys (
+    key_id     smallint PRIMARY KEY DEFAULT 1 CHECK (key_id = 1),
+    key        bytea NOT NULL CHECK (length(key) = 32),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE ama.event_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ama.event_keys FORCE ROW LEVEL SECURITY;
+
 -- Append-only log of security events; never holds a raw token, key or JWT.
 CREATE TABLE ama.audit_log (
     audit_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at        timestamptz NOT NULL DEFAULT now(),
     event     text NOT NULL CHECK (event IN ('token_issued', 'token_revoked', 'key_created', 'key_revoked',
                                              'key_used', 'access_denied', 'auth_failed', 'rate_limited',
-                                             'plan_changed', 'capabilities_changed', 'impersonation')),
+                                             'plan_changed', 'capabilities_changed', 'impersonation',
+                                             'agent_allowed')),
     actor_id  text,
     subject   text,
     client_ip inet,
@@ -201,4 +225,5 @@ SELECT pg_catalog.pg_extension_config_dump('ama.agent_tokens', '');
 SELECT pg_catalog.pg_extension_config_dump('ama.internal_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('ama.visitor_tokens', '');
 SELECT pg_catalog.pg_extension_config_dump('ama.visitors', '');
+SELECT pg_catalog.pg_extension_config_dump('ama.agent_allowances', '');
 SELECT pg_catalog.pg_extension_config_dump('ama.audit_log', '');

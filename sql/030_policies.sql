@@ -10,7 +10,7 @@
 -- Capabilities of the current actor in one thread; NULL when it does not take part.
 CREATE FUNCTION ama._my_caps(thread uuid) RETURNS text[]
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.capabilities FROM ama.participants p
      WHERE p.thread_id = thread AND p.actor_id = ama.actor_id()
@@ -36,7 +36,7 @@ AS 'MODULE_PATHNAME', 'ama_can_read';
 -- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (fix: an xmin test missed rows made in a subtransaction).
 CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'manage' = ANY (coalesce(ama._my_caps(thread), '{}'))
         OR EXISTS (SELECT 1 FROM ama.threads t
@@ -44,10 +44,50 @@ AS $$
                       AND NOT EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id))
 $$;
 
+-- The user who owns the current actor: a user owns itself, an agent belongs to its owner; NULL for others.
+CREATE FUNCTION ama._my_owner() RETURNS uuid
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.owner_user_id FROM ama.actors a
+     WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent')
+$$;
+
+-- Whether an actor may hold run in a thread: an agent of the current actor's owner, of the thread's owner, or one its owner allowed in.
+CREATE FUNCTION ama._may_run(thread uuid, actor text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((
+        SELECT a.kind = 'agent'
+               AND (a.owner_user_id = ama._my_owner()
+                    OR a.owner_user_id = (SELECT t.owner_user_id FROM ama.threads t WHERE t.thread_id = thread)
+                    OR EXISTS (SELECT 1 FROM ama.agent_allowances w
+                                WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id))
+          FROM ama.actors a WHERE a.actor_id = actor), false)
+$$;
+
+-- Whether the current actor may add an actor to a thread (fix: a manager could add anyone, even another owner's agent with run):
+-- users may be added by users and agents; an agent only by its owner's side or once its owner allowed it in; a visitor never.
+CREATE FUNCTION ama._may_add_participant(thread uuid, actor text, caps text[]) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((
+        SELECT CASE a.kind
+                   WHEN 'user' THEN ama.principal_kind() IN ('user', 'agent')
+                   WHEN 'agent' THEN a.owner_user_id = ama._my_owner()
+                                     OR EXISTS (SELECT 1 FROM ama.agent_allowances w
+                                                 WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id)
+                   ELSE false END
+          FROM ama.actors a WHERE a.actor_id = actor), false)
+       AND (NOT 'run' = ANY (coalesce(caps, '{}')) OR ama._may_run(thread, actor))
+$$;
+
 -- The current principal's plan (an agent acts on its owner's plan), NULL for others.
 CREATE FUNCTION ama.principal_plan() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
      WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent')
@@ -56,7 +96,7 @@ $$;
 -- Whether the current principal's plan ranks at least as high as the named plan.
 CREATE FUNCTION ama.plan_at_least(needed text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce((SELECT have.rank >= want.rank
                        FROM ama.plans have, ama.plans want
@@ -88,6 +128,15 @@ CREATE POLICY services_manage_actors ON ama.actors FOR ALL
     USING ((SELECT ama.principal_kind()) = 'service')
     WITH CHECK ((SELECT ama.principal_kind()) = 'service');
 
+-- agent_profiles: a user reads their own profile whatever the plan (the API still needs starter to show it).
+CREATE POLICY users_read_own_agent_profile ON ama.agent_profiles FOR SELECT
+    USING (user_id = (SELECT ama.uid()));
+
+-- agent_profiles: a user on any plan may switch their public page off (fix: a downgraded owner could not); the guard trigger keeps the rest unchanged.
+CREATE POLICY users_switch_off_own_agent_profile ON ama.agent_profiles FOR UPDATE
+    USING (user_id = (SELECT ama.uid()))
+    WITH CHECK (user_id = (SELECT ama.uid()) AND NOT is_active);
+
 -- agent_profiles: a starter user reads and writes their own profile, pointing only at an agent they own (fix: any agent could be claimed).
 CREATE POLICY starter_users_manage_own_agent_profile ON ama.agent_profiles FOR ALL
     USING (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')))
@@ -105,9 +154,10 @@ CREATE POLICY participants_read_threads ON ama.threads FOR SELECT
 CREATE POLICY creators_read_threads_they_create ON ama.threads FOR SELECT
     USING (created_by = (SELECT ama.actor_id()) AND ama._can_add_participant(thread_id));
 
--- threads: users and agents create private threads in their own name.
+-- threads: users and agents create private threads in their own name; the dedupe key is set by ama._seal_private_thread() from the real participants (fix: a caller could squat another pair's key).
 CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
     WITH CHECK (thread_type = 'private'
+                AND participant_key IS NULL
                 AND created_by = (SELECT ama.actor_id())
                 AND (SELECT ama.principal_kind()) IN ('user', 'agent'));
 
@@ -115,6 +165,7 @@ CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
 CREATE POLICY users_create_own_workspace_threads ON ama.threads FOR INSERT
     WITH CHECK (thread_type = 'workspace'
                 AND owner_user_id = (SELECT ama.uid())
+                AND participant_key = 'workspace:' || (SELECT ama.uid())::text
                 AND created_by = (SELECT ama.actor_id()));
 
 -- threads: holders of manage change the mode (column privileges limit what else).
@@ -127,14 +178,16 @@ CREATE POLICY managers_update_threads ON ama.threads FOR UPDATE
 CREATE POLICY participants_read_own_and_co_participants ON ama.participants FOR SELECT
     USING (actor_id = (SELECT ama.actor_id()) OR ama._is_participant(thread_id));
 
--- participants: managers (or a creator in its creating transaction) add participants.
+-- participants: managers (or a creator in its creating transaction) add participants their owners allow in (see ama._may_add_participant).
 CREATE POLICY managers_add_participants ON ama.participants FOR INSERT
-    WITH CHECK (ama._can_add_participant(thread_id));
+    WITH CHECK (ama._can_add_participant(thread_id) AND ama._may_add_participant(thread_id, actor_id, capabilities));
 
--- participants: managers change capabilities.
+-- participants: user and agent managers change capabilities; run only for agents that may hold it (a visitor's manage covers the mode only).
 CREATE POLICY managers_change_capabilities ON ama.participants FOR UPDATE
     USING ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')))
-    WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}')));
+    WITH CHECK ('manage' = ANY (coalesce(ama._my_caps(thread_id), '{}'))
+                AND (SELECT ama.principal_kind()) IN ('user', 'agent')
+                AND (NOT 'run' = ANY (capabilities) OR ama._may_run(thread_id, actor_id)));
 
 -- participants: an actor updates its own read marker, never its own capabilities (fix: any participant could grant itself manage).
 CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
@@ -184,13 +237,29 @@ CREATE POLICY owners_revoke_own_tokens ON ama.agent_tokens FOR UPDATE
     USING (owner_user_id = (SELECT ama.uid()))
     WITH CHECK (owner_user_id = (SELECT ama.uid()) AND revoked_at IS NOT NULL);
 
--- internal_keys, visitor_tokens, visitors, audit_log, rate tables: no policy, so request roles
+-- agent_allowances: an owner allows their own agent into a thread they take part in.
+CREATE POLICY owners_allow_own_agents ON ama.agent_allowances FOR INSERT
+    WITH CHECK (allowed_by = (SELECT ama.uid())
+                AND EXISTS (SELECT 1 FROM ama.actors a
+                             WHERE a.actor_id = agent_allowances.agent_actor_id
+                               AND a.kind = 'agent' AND a.owner_user_id = (SELECT ama.uid()))
+                AND ama._is_participant(thread_id));
+
+-- agent_allowances: an owner sees and withdraws their own allowances.
+CREATE POLICY owners_read_own_allowances ON ama.agent_allowances FOR SELECT
+    USING (allowed_by = (SELECT ama.uid()));
+
+-- agent_allowances: an owner withdraws an allowance (participants already added stay until a manager removes them).
+CREATE POLICY owners_withdraw_own_allowances ON ama.agent_allowances FOR DELETE
+    USING (allowed_by = (SELECT ama.uid()));
+
+-- internal_keys, visitor_tokens, visitors, event_keys, audit_log, rate tables: no policy, so request roles
 -- see nothing; they are reached only through the SECURITY DEFINER API in 050/060.
 
 -- Assigns thread_seq under the thread's row lock (no gaps, no duplicates); first refuses a sender without send (fix: it locked others' threads before RLS ran, and its AM404 let ids be probed).
 CREATE FUNCTION ama._assign_thread_seq() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF ama.principal_kind() <> 'service' AND NOT 'send' = ANY (coalesce(ama._my_caps(NEW.thread_id), '{}')) THEN
@@ -215,25 +284,10 @@ $$;
 CREATE TRIGGER messages_assign_thread_seq BEFORE INSERT ON ama.messages
     FOR EACH ROW EXECUTE FUNCTION ama._assign_thread_seq();
 
--- Tells live streams that a message committed (NOTIFY is delivered at commit).
-CREATE FUNCTION ama._notify_message() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog
-AS $$
-BEGIN
-    PERFORM pg_notify('ama_events', NEW.thread_id::text || ':' || NEW.thread_seq::text);
-    RETURN NULL;
-END
-$$;
-
--- Every committed message is announced on channel ama_events.
-CREATE TRIGGER messages_notify AFTER INSERT ON ama.messages
-    FOR EACH ROW EXECUTE FUNCTION ama._notify_message();
-
 -- Keeps the audit log append-only, for every role including the owner.
 CREATE FUNCTION ama._audit_log_is_append_only() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'ama.audit_log is append-only';
@@ -243,6 +297,27 @@ $$;
 -- Rejects UPDATE and DELETE on the audit log.
 CREATE TRIGGER audit_log_no_update_delete BEFORE UPDATE OR DELETE ON ama.audit_log
     FOR EACH ROW EXECUTE FUNCTION ama._audit_log_is_append_only();
+
+-- Keeps a downgraded owner's profile as it is: below starter, a user may only switch the page off.
+CREATE FUNCTION ama._agent_profile_plan_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF ama.principal_kind() = 'user' AND NOT ama.plan_at_least('starter')
+       AND (NEW.is_active
+            OR (NEW.user_id, NEW.agent_actor_id, NEW.custom_slug, NEW.display_name, NEW.agent_name, NEW.welcome_message)
+               IS DISTINCT FROM (OLD.user_id, OLD.agent_actor_id, OLD.custom_slug, OLD.display_name, OLD.agent_name, OLD.welcome_message)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM403', MESSAGE = 'this needs the starter plan or higher',
+            HINT = 'below starter the agent profile can only be switched off';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- Below starter, profile updates may only switch the page off.
+CREATE TRIGGER agent_profiles_plan_guard BEFORE UPDATE ON ama.agent_profiles
+    FOR EACH ROW EXECUTE FUNCTION ama._agent_profile_plan_guard();
 
 -- Rejects TRUNCATE on the audit log.
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON ama.audit_log

@@ -13,19 +13,24 @@ CREATE TABLE ama.rate_policies (
     rate_limit integer NOT NULL CHECK (rate_limit > 0),
     period     interval NOT NULL DEFAULT '1 minute' CHECK (period > '0'::interval),
     burst      integer NOT NULL DEFAULT 0 CHECK (burst >= 0),
-    key_kind   text NOT NULL CHECK (key_kind IN ('credential', 'user', 'ip')),
+    key_kind   text NOT NULL CHECK (key_kind IN ('credential', 'user', 'ip', 'ip_kind')),
     description text NOT NULL DEFAULT ''
 );
 ALTER TABLE ama.rate_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.rate_policies FORCE ROW LEVEL SECURITY;
 
--- The contract's limits (section 3.3), plus failed authentication per IP.
+-- The contract's limits (section 3.3): every route has one. Failed authentication counts per (client IP, credential kind).
 INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind, description) VALUES
-    ('visitor_send',  1,  10, 'ip',         'public (visitor) message send'),
-    ('thread_write',  2,  60, 'credential', 'create thread, agent message send, set mode, webhooks'),
-    ('events_read',   3, 300, 'credential', 'poll events, event stream'),
-    ('plan_change',   4,   5, 'user',       'subscription (plan) changes'),
-    ('auth_failures', 5,  10, 'ip',         'failed authentication attempts');
+    ('visitor_send',   1,   10, 'ip',         'public (visitor) message send'),
+    ('thread_write',   2,   60, 'credential', 'create thread, agent message send, set mode, webhooks'),
+    ('events_read',    3,  300, 'credential', 'poll events, event stream'),
+    ('plan_change',    4,    5, 'user',       'subscription (plan) changes'),
+    ('auth_failures',  5,   10, 'ip_kind',    'failed authentication attempts, per client IP and credential kind'),
+    ('reads',          6,  600, 'credential', 'list threads, get a thread, list tokens, get the agent profile'),
+    ('user_send',      7,  120, 'credential', 'user message send'),
+    ('token_changes',  8,   10, 'user',       'issue or revoke an agent token'),
+    ('profile_update', 9,   30, 'user',       'update the agent profile'),
+    ('internal',      10, 6000, 'credential', 'internal endpoints, per internal key');
 
 -- Per-plan overrides of a policy's limit and burst (for example starter gets more).
 CREATE TABLE ama.rate_policy_overrides (
@@ -42,7 +47,8 @@ ALTER TABLE ama.rate_policy_overrides FORCE ROW LEVEL SECURITY;
 CREATE TABLE ama.routes (
     route          text PRIMARY KEY,
     handler        regprocedure NOT NULL,
-    rate_policy    text REFERENCES ama.rate_policies (name) ON UPDATE CASCADE ON DELETE SET NULL,
+    -- Every route is limited (fix: 10 of 18 routes had no policy); a policy in use cannot be deleted.
+    rate_policy    text NOT NULL REFERENCES ama.rate_policies (name) ON UPDATE CASCADE ON DELETE RESTRICT,
     principals     text[] NOT NULL CHECK (principals <@ ARRAY['user', 'agent', 'visitor', 'service', 'anon']),
     success_status integer NOT NULL DEFAULT 200 CHECK (success_status BETWEEN 200 AND 299),
     description    text NOT NULL DEFAULT ''
@@ -55,7 +61,7 @@ CREATE FUNCTION ama._rate_policy_rows()
 RETURNS TABLE (policy_id integer, name text, key_kind text, rate_limit bigint, period_ns bigint, burst bigint,
                plan text, plan_limit bigint, plan_burst bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.policy_id::int, p.name, p.key_kind, p.rate_limit::bigint,
            (extract(epoch FROM p.period) * 1e9)::bigint, p.burst::bigint,
@@ -74,6 +80,10 @@ CREATE TRIGGER rate_policy_overrides_changed AFTER INSERT OR UPDATE OR DELETE OR
 
 -- Route changes reach every backend on its next request.
 CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.routes
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+
+-- Plan changes (ranks, token allowances) reach every backend on its next request.
+CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.plans
     FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
 
 -- Live buckets for DBAs: the key is a token id, user id or IP, never a secret.
@@ -95,16 +105,41 @@ CREATE TYPE ama.rate_decision AS (
     window_seconds      bigint
 );
 
--- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back. Rust: ratelimit::ama_rate_limit.
+-- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back.
+-- Keys given over SQL live in their own namespace (stored as sql:<key>), so a service can never touch the buckets
+-- ama.request uses for IPs, tokens and users (fix: a service could lock any IP out). Rust: ratelimit::ama_rate_limit.
 CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1)
 RETURNS ama.rate_decision
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_rate_limit';
 
+-- The same decision on the key exactly as given, for the extension's own SECURITY DEFINER code; executable by nobody else. Rust: ratelimit::ama_rate_limit_raw.
+CREATE FUNCTION ama._rate_limit_raw(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1)
+RETURNS ama.rate_decision
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'ama_rate_limit_raw';
+
+-- Raises AM429 when the raw key is over its policy (plan changes); executable by nobody else.
+CREATE FUNCTION ama._enforce_limit(policy text, key text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+BEGIN
+    SELECT * INTO d FROM ama._rate_limit_raw(policy, key, NULL, 1);
+    IF NOT d.allowed THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM429',
+            MESSAGE = pg_catalog.format('rate limit exceeded for %s', policy),
+            DETAIL = pg_catalog.format('retry after %s seconds', d.retry_after_seconds);
+    END IF;
+END
+$$;
+
 -- Takes one decision and raises AM429 (with the retry time) when it is denied.
 CREATE FUNCTION ama.rate_limit_enforce(policy text, key text, plan text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     d record;

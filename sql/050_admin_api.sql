@@ -6,16 +6,6 @@
 -- once and never stored or logged; only SHA-256 hashes are kept.
 -- ============================================================================
 
--- Appends a security event in the current actor's name (actor taken from the context, never from the caller).
-CREATE FUNCTION ama._audit(event text, subject text DEFAULT NULL, detail jsonb DEFAULT '{}')
-RETURNS void LANGUAGE sql SECURITY DEFINER
-SET search_path = pg_catalog
-AS $$
-    INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail)
-    VALUES (event, ama.actor_id(), subject,
-            nullif(current_setting('ama.client_ip', true), '')::inet, coalesce(detail, '{}'))
-$$;
-
 -- Raises AM403 naming the plan needed unless the current principal's plan ranks high enough.
 CREATE FUNCTION ama.require_plan(needed text) RETURNS void
 LANGUAGE plpgsql STABLE
@@ -52,12 +42,11 @@ BEGIN
 END
 $$;
 
--- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited.
+-- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited by the users_plan_change trigger. The display name never defaults to the email (fix: emails leaked to co-participants).
 CREATE FUNCTION ama.upsert_user(user_id uuid, email text DEFAULT NULL, display_name text DEFAULT NULL, plan text DEFAULT NULL)
 RETURNS ama.users LANGUAGE plpgsql
 AS $$
 DECLARE
-    old_plan text;
     result ama.users;
 BEGIN
     IF user_id IS NULL THEN
@@ -69,10 +58,6 @@ BEGIN
     IF plan IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ama.plans p WHERE p.plan = upsert_user.plan) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(plan, 64));
     END IF;
-    SELECT u.plan INTO old_plan FROM ama.users u WHERE u.user_id = upsert_user.user_id FOR UPDATE;
-    IF plan IS NOT NULL AND old_plan IS NOT NULL AND plan IS DISTINCT FROM old_plan THEN
-        PERFORM ama.rate_limit_enforce('plan_change', 'user:' || user_id::text);
-    END IF;
     INSERT INTO ama.users AS u (user_id, email, display_name, plan)
     VALUES (user_id, email, display_name, coalesce(plan, 'basic'))
     ON CONFLICT ON CONSTRAINT users_pkey DO UPDATE
@@ -82,35 +67,25 @@ BEGIN
            updated_at = now()
     RETURNING u.* INTO result;
     INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
-    VALUES ('user:' || user_id::text, 'user', user_id, coalesce(display_name, email, ''))
+    VALUES ('user:' || user_id::text, 'user', user_id, coalesce(display_name, ''))
     ON CONFLICT (actor_id) DO UPDATE SET display_name = coalesce(upsert_user.display_name, ama.actors.display_name);
-    IF old_plan IS NOT NULL AND result.plan IS DISTINCT FROM old_plan THEN
-        PERFORM ama._audit('plan_changed', 'user:' || user_id::text,
-                           jsonb_build_object('from', old_plan, 'to', result.plan));
-    END IF;
     RETURN result;
 END
 $$;
 
--- Sets a user's plan (DBAs).
+-- Sets a user's plan (DBAs); limited and audited by the users_plan_change trigger like every other path.
 CREATE FUNCTION ama.set_plan(user_id uuid, plan text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    old_plan text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ama.plans p WHERE p.plan = set_plan.plan) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(coalesce(plan, 'NULL'), 64));
     END IF;
-    SELECT u.plan INTO old_plan FROM ama.users u WHERE u.user_id = set_plan.user_id FOR UPDATE;
+    UPDATE ama.users u SET plan = set_plan.plan WHERE u.user_id = set_plan.user_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'user not found';
     END IF;
-    UPDATE ama.users u SET plan = set_plan.plan, updated_at = now() WHERE u.user_id = set_plan.user_id;
-    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
-    VALUES ('plan_changed', 'dba:' || session_user, 'user:' || user_id::text,
-            jsonb_build_object('from', old_plan, 'to', plan));
 END
 $$;
 
@@ -133,22 +108,23 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_verify_internal_key';
 
 -- Records a verified credential's use for the Rust verifier: last_used_at at most once a minute, and each internal key use in the audit log.
-CREATE FUNCTION ama._credential_used(kind text, credential_id uuid)
+-- Keyed by the credential's SHA-256, which only a holder of the raw credential can compute (fix: by id, any service could touch or audit any key).
+CREATE FUNCTION ama._credential_used(kind text, credential_hash bytea)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     CASE kind
     WHEN 'agent' THEN
         UPDATE ama.agent_tokens t SET last_used_at = now()
-         WHERE t.token_id = credential_id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+         WHERE t.token_hash = credential_hash AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
     WHEN 'visitor' THEN
         UPDATE ama.visitor_tokens t SET last_used_at = now()
-         WHERE t.token_id = credential_id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
+         WHERE t.token_hash = credential_hash AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
     WHEN 'internal' THEN
         WITH k AS (UPDATE ama.internal_keys k SET last_used_at = now()
-                    WHERE k.key_id = credential_id AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+                    WHERE k.key_hash = credential_hash AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
                    RETURNING k.key_id, k.name)
         INSERT INTO ama.audit_log (event, actor_id, subject)
         SELECT 'key_used', 'service:' || k.name, k.key_id::text FROM k;
@@ -156,7 +132,7 @@ BEGIN
 END
 $$;
 
--- Issues an external agent token for an agent the current user owns (starter plan or higher); the raw token is returned once.
+-- Issues an external agent token for an agent the current user owns (starter plan or higher), up to the plan's max_agent_tokens active tokens (trigger agent_tokens_cap); the raw token is returned once.
 CREATE FUNCTION ama.issue_agent_token(agent_actor_id text, display_name text DEFAULT NULL, valid_until timestamptz DEFAULT NULL)
 RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_name text, created_at timestamptz, expires_at timestamptz)
 LANGUAGE plpgsql
@@ -188,8 +164,6 @@ BEGIN
     VALUES (agent, me, t.token_hash, t.token_prefix, coalesce(display_name, ''), valid_until)
     RETURNING a.token_id, a.token_prefix, a.agent_display_name, a.created_at, a.expires_at
          INTO row.token_id, row.token_prefix, row.agent_display_name, row.created_at, row.expires_at;
-    PERFORM ama._audit('token_issued', row.token_id::text,
-                       jsonb_build_object('agent_actor_id', agent, 'token_prefix', row.token_prefix));
     RETURN QUERY SELECT row.token_id, t.raw_token, row.token_prefix, row.agent_display_name, row.created_at, row.expires_at;
 END
 $$;
@@ -223,7 +197,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'token not found';
     END IF;
-    PERFORM ama._audit('token_revoked', token_id::text);
     RETURN at;
 END
 $$;
@@ -231,15 +204,11 @@ $$;
 -- Revokes any agent token (DBAs).
 CREATE FUNCTION ama.admin_revoke_agent_token(token_id uuid) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE ama.agent_tokens t SET revoked_at = now() WHERE t.token_id = admin_revoke_agent_token.token_id AND t.revoked_at IS NULL;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    INSERT INTO ama.audit_log (event, actor_id, subject) VALUES ('token_revoked', 'dba:' || session_user, token_id::text);
-    RETURN true;
+    RETURN FOUND;
 END
 $$;
 
@@ -248,7 +217,7 @@ CREATE FUNCTION ama.admin_list_agent_tokens()
 RETURNS TABLE (token_id uuid, owner_user_id uuid, agent_actor_id text, token_prefix text,
                created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT token_id, owner_user_id, agent_actor_id, token_prefix, created_at, expires_at, last_used_at, revoked_at
       FROM ama.agent_tokens ORDER BY created_at DESC
@@ -258,7 +227,7 @@ $$;
 CREATE FUNCTION ama.create_internal_key(name text)
 RETURNS TABLE (key_id uuid, raw_key text, key_prefix text, created_at timestamptz)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t record;
@@ -285,7 +254,7 @@ $$;
 -- Revokes an internal API key by name (DBAs); other keys stay valid.
 CREATE FUNCTION ama.revoke_internal_key(name text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     id uuid;
@@ -305,7 +274,7 @@ $$;
 CREATE FUNCTION ama.list_internal_keys()
 RETURNS TABLE (key_id uuid, name text, key_prefix text, created_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT key_id, name, key_prefix, created_at, last_used_at, revoked_at FROM ama.internal_keys ORDER BY created_at
 $$;
@@ -333,8 +302,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'participant not found';
     END IF;
-    PERFORM ama._audit('capabilities_changed', thread_id::text,
-                       jsonb_build_object('participant', actor_id, 'capabilities', caps));
     RETURN caps;
 END
 $$;
@@ -360,11 +327,37 @@ AS $$
                WHERE NOT c = ANY (ama.canonical_capabilities(capabilities))))
 $$;
 
+-- Allows one of the current user's agents into a thread they take part in, so its managers may add it (with run); idempotent.
+CREATE FUNCTION ama.allow_agent(thread_id uuid, agent_actor_id text) RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    agent text := ama.parse_actor_id(allow_agent.agent_actor_id, 'agent');
+BEGIN
+    IF thread_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'thread_id must not be NULL';
+    END IF;
+    IF ama.uid() IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user may allow their agents into a thread';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = allow_agent.thread_id) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ama.actors a WHERE a.actor_id = agent AND a.kind = 'agent' AND a.owner_user_id = ama.uid()) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only the owner of an agent may allow it into a thread';
+    END IF;
+    INSERT INTO ama.agent_allowances (thread_id, agent_actor_id, allowed_by)
+    VALUES (allow_agent.thread_id, agent, ama.uid())
+    ON CONFLICT ON CONSTRAINT agent_allowances_pkey DO NOTHING;
+    RETURN true;
+END
+$$;
+
 -- Reads the audit log (DBAs), newest first.
 CREATE FUNCTION ama.audit_events(since timestamptz DEFAULT now() - interval '1 day', max_rows integer DEFAULT 1000)
 RETURNS SETOF ama.audit_log
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM ama.audit_log WHERE at >= since ORDER BY audit_id DESC LIMIT greatest(least(max_rows, 100000), 0)
 $$;
@@ -372,7 +365,7 @@ $$;
 -- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned (fix: a DBA's path could hijack its operators). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
 CREATE FUNCTION ama.impersonate(actor_id text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kind text;

@@ -120,7 +120,8 @@ BEGIN
 END
 $$;
 
--- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities.
+-- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities. A visitor token
+-- reaches only the one thread it was issued for, whatever the participants table says (fix: only membership was checked).
 CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
 LANGUAGE plpgsql STABLE
 AS $$
@@ -128,7 +129,8 @@ DECLARE
     id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
     caps text[];
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = id) THEN
+    IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = id)
+       OR (ama.principal_kind() = 'visitor' AND id IS DISTINCT FROM (ama.claims() ->> 'thread_id')::uuid) THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
     END IF;
     caps := ama._my_caps(id);
@@ -142,7 +144,7 @@ $$;
 -- Fills a participant's kind and display name from its actor row.
 CREATE FUNCTION ama._fill_participant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     SELECT a.kind, CASE WHEN NEW.display_name = '' THEN a.display_name ELSE NEW.display_name END
@@ -159,13 +161,47 @@ $$;
 CREATE TRIGGER participants_fill BEFORE INSERT ON ama.participants
     FOR EACH ROW EXECUTE FUNCTION ama._fill_participant();
 
--- The ids among the given users that do not exist (a narrow look past RLS for thread creation).
-CREATE FUNCTION ama._missing_users(ids uuid[]) RETURNS uuid[]
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+-- Makes sure the named users exist (a user not seen yet is provisioned on the basic plan, as at first sign-in), so creating
+-- a thread answers the same whether a user id existed or not (fix: "user not found" let ids be probed). Users and agents only.
+CREATE FUNCTION ama._ensure_users(ids uuid[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(array_agg(i), '{}') FROM unnest(ids) i
-     WHERE NOT EXISTS (SELECT 1 FROM ama.actors a WHERE a.actor_id = 'user:' || i::text)
+BEGIN
+    IF ama.principal_kind() NOT IN ('user', 'agent') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only users and agents create threads';
+    END IF;
+    IF pg_catalog.cardinality(ids) > 50 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: at most 50 users';
+    END IF;
+    INSERT INTO ama.users (user_id) SELECT DISTINCT i FROM pg_catalog.unnest(ids) i ON CONFLICT (user_id) DO NOTHING;
+    INSERT INTO ama.actors (actor_id, kind, owner_user_id)
+    SELECT DISTINCT 'user:' || i::text, 'user', i FROM pg_catalog.unnest(ids) i ON CONFLICT (actor_id) DO NOTHING;
+END
+$$;
+
+-- Sets a new private thread's dedupe key from its real participants; only its creator, once, when it takes part (fix: callers chose the key).
+CREATE FUNCTION ama._seal_private_thread(thread uuid) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    key text;
+BEGIN
+    SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
+               pg_catalog.array_to_string(ARRAY(SELECT p.actor_id FROM ama.participants p
+                                                 WHERE p.thread_id = thread ORDER BY p.actor_id), ','), 'UTF8')), 'hex')
+      INTO key;
+    -- Only the creator, once, and only when the creator takes part: the key then always names the creator's own set.
+    UPDATE ama.threads t SET participant_key = key
+     WHERE t.thread_id = thread AND t.thread_type = 'private' AND t.participant_key IS NULL
+       AND t.created_by = ama.actor_id()
+       AND EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id AND p.actor_id = t.created_by);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
+    END IF;
+    RETURN key;
+END
 $$;
 
 -- One thread as the API shows it, with participants and the caller's unread count.
@@ -220,7 +256,7 @@ $$;
 -- One of the current actor's own messages, by id or by idempotency key (NULL when there is none).
 CREATE FUNCTION ama._own_message(thread uuid, mid uuid, cmid text) RETURNS ama.messages
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM ama.messages x
      WHERE x.thread_id = thread AND x.sender_id = ama.actor_id()
@@ -363,7 +399,6 @@ DECLARE
     created boolean := false;
     mode text;
     initial text;
-    missing uuid[];
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['target_user_ids'], ARRAY['participation_mode', 'initial_message']);
     IF jsonb_typeof(body -> 'target_user_ids') <> 'array' OR jsonb_array_length(body -> 'target_user_ids') NOT BETWEEN 1 AND 50 THEN
@@ -372,10 +407,7 @@ BEGIN
     SELECT array_agg(DISTINCT ama._uuid(e, 'target_user_ids')) INTO targets FROM jsonb_array_elements(body -> 'target_user_ids') e;
     mode := coalesce(ama._mode(body, false), 'open');
     initial := ama._text(body, 'initial_message', 5000, 1);
-    missing := ama._missing_users(targets);
-    IF cardinality(missing) > 0 THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('target_user_ids: user %s not found', missing[1]);
-    END IF;
+    PERFORM ama._ensure_users(targets);
     members := ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[me] || ARRAY(SELECT 'user:' || t::text FROM unnest(targets) t)) x ORDER BY x);
     IF cardinality(members) < 2 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: name at least one user other than yourself';
@@ -387,9 +419,13 @@ BEGIN
         -- SELECT policies, which cannot see a row not stored yet, so every creation failed under RLS.
         id := gen_random_uuid();
         BEGIN
-            INSERT INTO ama.threads (thread_id, thread_type, participation_mode, owner_user_id, created_by, participant_key)
-            VALUES (id, 'private', mode,
-                    coalesce(ama.uid(), (SELECT a.owner_user_id FROM ama.actors a WHERE a.actor_id = me)), me, key);
+            INSERT INTO ama.threads (thread_id, thread_type, participation_mode, owner_user_id, created_by)
+            VALUES (id, 'private', mode, ama._my_owner(), me);
+            INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
+            SELECT id, x, split_part(x, ':', 1),
+                   CASE WHEN x = me THEN ARRAY['read', 'send', 'manage'] ELSE ARRAY['read', 'send'] END
+              FROM unnest(members) x;
+            PERFORM ama._seal_private_thread(id);
         EXCEPTION WHEN unique_violation THEN
             id := NULL;
         END;
@@ -398,12 +434,6 @@ BEGIN
             SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
         ELSE
             created := true;
-            INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
-            SELECT id, x, split_part(x, ':', 1),
-                   CASE WHEN x = me THEN ARRAY['read', 'send', 'manage']
-                        WHEN x LIKE 'agent:%' THEN ARRAY['read', 'send']
-                        ELSE ARRAY['read', 'send'] END
-              FROM unnest(members) x;
             IF initial IS NOT NULL THEN
                 PERFORM ama.post_message(id, initial);
             END IF;
@@ -672,8 +702,16 @@ BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user has an agent profile';
     END IF;
-    PERFORM ama.require_plan('starter');
     PERFORM ama._check_fields(body, '{}', ARRAY['custom_slug', 'display_name', 'agent_name', 'welcome_message', 'is_active']);
+    -- Below starter (a downgraded owner), the page can still be switched off, and nothing else.
+    IF body = '{"is_active": false}'::jsonb AND NOT ama.plan_at_least('starter') THEN
+        UPDATE ama.agent_profiles x SET is_active = false, updated_at = now() WHERE x.user_id = me RETURNING x.* INTO p;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'agent profile not found';
+        END IF;
+        RETURN ama._agent_profile_json(p);
+    END IF;
+    PERFORM ama.require_plan('starter');
     slug := ama._text(body, 'custom_slug', 63);
     IF slug IS NOT NULL AND slug !~ '^[a-z0-9][a-z0-9-]{1,62}$' THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'custom_slug: 2 to 63 lower-case letters, digits or dashes';
@@ -722,16 +760,36 @@ BEGIN
 END
 $$;
 
--- POST /api/v1/public/agents/{custom_slug}/messages: an anonymous visitor writes to a user's public agent.
--- SECURITY DEFINER because no RLS identity exists yet: it creates (or resumes, by agent and email hash) the
--- visitor's public thread and returns a visitor token, valid for that one thread, on first contact only.
+-- Posts a visitor's message in the visitor's name. The SET clauses restore every context setting when it returns, so the
+-- visitor's identity never outlives this call (fix: api_public_send left it set for the rest of the caller's transaction).
+-- Executable by nobody: only ama.api_public_send (SECURITY DEFINER) calls it.
+CREATE FUNCTION ama._post_as_visitor(visitor text, thread uuid, content text, cmid text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET ama.actor_id = ''
+SET ama.principal_kind = ''
+SET ama.claims = ''
+SET ama.credential_id = ''
+SET ama.plan = ''
+AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('ama.actor_id', visitor, true);
+    PERFORM pg_catalog.set_config('ama.principal_kind', 'visitor', true);
+    RETURN ama.post_message(thread, content, cmid);
+END
+$$;
+
+-- POST /api/v1/public/agents/{custom_slug}/messages: a visitor writes to a user's public agent (owner on starter or higher).
+-- Only through ama.request (anon or a visitor token). First contact creates the visitor's public thread and returns a visitor
+-- token, valid for that one thread; after that, an email is not a credential: posting again needs the token (409 without it).
 CREATE FUNCTION ama.api_public_send(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     body jsonb := ama._body(args);
     slug text := args -> 'path' ->> 'custom_slug';
+    kind text := pg_catalog.current_setting('ama.principal_kind', true);
     prof ama.agent_profiles;
     email text;
     ehash bytea;
@@ -743,47 +801,65 @@ DECLARE
     cmid text;
     content text;
 BEGIN
-    PERFORM ama._check_fields(body, ARRAY['email', 'content'], ARRAY['client_message_id']);
-    email := lower(ama._text(body, 'email', 320, 3));
-    IF email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' THEN
+    -- The request context is set only by ama.request (or a DBA's ama.impersonate): a direct call would skip the per-IP limit.
+    IF kind IS NULL OR kind NOT IN ('anon', 'visitor') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'public messages are sent through the HTTP API';
+    END IF;
+    IF kind = 'visitor' THEN
+        PERFORM ama._check_fields(body, ARRAY['content'], ARRAY['email', 'client_message_id']);
+    ELSE
+        PERFORM ama._check_fields(body, ARRAY['email', 'content'], ARRAY['client_message_id']);
+    END IF;
+    email := pg_catalog.lower(ama._text(body, 'email', 320, 3));
+    IF email IS NOT NULL AND email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'email: not a valid address';
     END IF;
     content := ama._text(body, 'content', 5000, 1);
     cmid := ama._text(body, 'client_message_id', 200, 1);
-    SELECT * INTO prof FROM ama.agent_profiles p WHERE p.custom_slug = slug AND p.is_active;
+    -- A page is live while it is active and its owner's plan still has public agents (fix: a downgrade kept it open).
+    SELECT p.* INTO prof FROM ama.agent_profiles p
+      JOIN ama.users u ON u.user_id = p.user_id
+      JOIN ama.plans have ON have.plan = u.plan
+      JOIN ama.plans want ON want.plan = 'starter'
+     WHERE p.custom_slug = slug AND p.is_active AND have.rank >= want.rank;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'agent not found';
     END IF;
-    ehash := sha256(convert_to(email, 'UTF8'));
-    SELECT * INTO v FROM ama.visitors x WHERE x.agent_actor_id = prof.agent_actor_id AND x.email_hash = ehash;
-    IF NOT FOUND THEN
-        first_contact := true;
-        visitor := 'visitor:' || gen_random_uuid()::text;
-        INSERT INTO ama.actors (actor_id, kind, display_name) VALUES (visitor, 'visitor', 'Visitor');
-        INSERT INTO ama.threads AS t (thread_type, owner_user_id, created_by)
-        VALUES ('public', prof.user_id, visitor) RETURNING t.thread_id INTO v.thread_id;
-        INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
-            (v.thread_id, 'user:' || prof.user_id::text, 'user', ARRAY['read', 'send', 'manage']),
-            (v.thread_id, prof.agent_actor_id, 'agent', ARRAY['read', 'send', 'run']),
-            (v.thread_id, visitor, 'visitor', ARRAY['read', 'send']);
-        INSERT INTO ama.visitors (agent_actor_id, email_hash, visitor_actor_id, thread_id)
-        VALUES (prof.agent_actor_id, ehash, visitor, v.thread_id)
-        ON CONFLICT DO NOTHING;
+    IF kind = 'visitor' THEN
+        -- The token's own thread, and only if it is this agent's.
+        SELECT x.* INTO v FROM ama.visitors x
+         WHERE x.visitor_actor_id = ama.actor_id() AND x.agent_actor_id = prof.agent_actor_id
+           AND x.thread_id = (ama.claims() ->> 'thread_id')::uuid;
         IF NOT FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'concurrent first contact, retry';
+            RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'agent not found';
         END IF;
-        v.visitor_actor_id := visitor;
-        SELECT * INTO tok FROM ama._token_new('visitor');
-        INSERT INTO ama.visitor_tokens (visitor_actor_id, thread_id, email_hash, token_hash, token_prefix)
-        VALUES (visitor, v.thread_id, ehash, tok.token_hash, tok.token_prefix);
+        RETURN ama._post_as_visitor(v.visitor_actor_id, v.thread_id, content, cmid);
     END IF;
-    PERFORM pg_catalog.set_config('ama.actor_id', v.visitor_actor_id, true);
-    PERFORM pg_catalog.set_config('ama.principal_kind', 'visitor', true);
-    result := ama.post_message(v.thread_id, content, cmid);
-    IF first_contact THEN
-        result := result || jsonb_build_object('visitor_token', tok.raw_token);
+    ehash := pg_catalog.sha256(pg_catalog.convert_to(email, 'UTF8'));
+    IF EXISTS (SELECT 1 FROM ama.visitors x WHERE x.agent_actor_id = prof.agent_actor_id AND x.email_hash = ehash) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM409', MESSAGE = 'this conversation needs its visitor token';
     END IF;
-    RETURN result;
+    visitor := 'visitor:' || pg_catalog.gen_random_uuid()::text;
+    INSERT INTO ama.actors (actor_id, kind, display_name) VALUES (visitor, 'visitor', 'Visitor');
+    INSERT INTO ama.threads AS t (thread_type, owner_user_id, created_by)
+    VALUES ('public', prof.user_id, visitor) RETURNING t.thread_id INTO v.thread_id;
+    -- The contract's defaults for a public thread: its creator (the visitor) holds manage, the agent run; the owner manages too.
+    INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities) VALUES
+        (v.thread_id, 'user:' || prof.user_id::text, 'user', ARRAY['read', 'send', 'manage']),
+        (v.thread_id, prof.agent_actor_id, 'agent', ARRAY['read', 'send', 'run']),
+        (v.thread_id, visitor, 'visitor', ARRAY['read', 'send', 'manage']);
+    INSERT INTO ama.visitors (agent_actor_id, email_hash, visitor_actor_id, thread_id)
+    VALUES (prof.agent_actor_id, ehash, visitor, v.thread_id)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        -- A concurrent first contact with the same email won: this one needs its token too.
+        RAISE EXCEPTION USING ERRCODE = 'AM409', MESSAGE = 'this conversation needs its visitor token';
+    END IF;
+    SELECT * INTO tok FROM ama._token_new('visitor');
+    INSERT INTO ama.visitor_tokens (visitor_actor_id, thread_id, email_hash, token_hash, token_prefix)
+    VALUES (visitor, v.thread_id, ehash, tok.token_hash, tok.token_prefix);
+    result := ama._post_as_visitor(visitor, v.thread_id, content, cmid);
+    RETURN result || pg_catalog.jsonb_build_object('visitor_token', tok.raw_token);
 END
 $$;
 
@@ -820,21 +896,21 @@ $$;
 
 -- The route table: route name, handler, rate policy, principals allowed, success status.
 INSERT INTO ama.routes (route, handler, rate_policy, principals, success_status, description) VALUES
-    ('threads.create',          'ama.api_threads_create(jsonb)',          'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads'),
-    ('threads.list',            'ama.api_threads_list(jsonb)',            NULL,           '{user}',          200, 'GET /api/v1/chat/threads'),
-    ('threads.get',             'ama.api_threads_get(jsonb)',             NULL,           '{user}',          200, 'GET /api/v1/chat/threads/{thread_id}'),
-    ('threads.set_mode',        'ama.api_threads_set_mode(jsonb)',        'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/mode'),
-    ('messages.send',           'ama.api_messages_send(jsonb)',           NULL,           '{user}',          200, 'POST /api/v1/chat/threads/{thread_id}/messages'),
-    ('messages.agent_send',     'ama.api_messages_agent_send(jsonb)',     'thread_write', '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/agent-messages'),
-    ('events.poll',             'ama.api_events_poll(jsonb)',             'events_read',  '{user,agent}',    200, 'GET /api/v1/chat/threads/{thread_id}/events (and /events/stream)'),
-    ('webhooks.create',         'ama.api_not_implemented(jsonb)',         'thread_write', '{user,agent}',    201, 'POST /api/v1/chat/threads/{thread_id}/webhooks'),
-    ('webhooks.delete',         'ama.api_not_implemented(jsonb)',         'thread_write', '{user,agent}',    200, 'DELETE /api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}'),
-    ('tokens.create',           'ama.api_tokens_create(jsonb)',           NULL,           '{user}',          201, 'POST /api/v1/owner/external-agents/tokens'),
-    ('tokens.list',             'ama.api_tokens_list(jsonb)',             NULL,           '{user}',          200, 'GET /api/v1/owner/external-agents/tokens'),
-    ('tokens.revoke',           'ama.api_tokens_revoke(jsonb)',           NULL,           '{user}',          200, 'DELETE /api/v1/owner/external-agents/tokens/{token_id}'),
-    ('agent.get',               'ama.api_agent_get(jsonb)',               NULL,           '{user}',          200, 'GET /api/v1/owner/agent'),
-    ('agent.put',               'ama.api_agent_put(jsonb)',               NULL,           '{user}',          200, 'PUT /api/v1/owner/agent'),
-    ('public.send',             'ama.api_public_send(jsonb)',             'visitor_send', '{anon,visitor}',  200, 'POST /api/v1/public/agents/{custom_slug}/messages'),
-    ('public.events',           'ama.api_events_poll(jsonb)',             'events_read',  '{visitor}',       200, 'GET /api/v1/public/threads/{thread_id}/events'),
-    ('internal.users.put',      'ama.api_internal_users_put(jsonb)',      NULL,           '{service}',       200, 'PUT /internal/v1/users/{user_id}'),
-    ('internal.system_message', 'ama.api_internal_system_message(jsonb)', NULL,           '{service}',       200, 'POST /internal/v1/threads/{thread_id}/system-messages');
+    ('threads.create',          'ama.api_threads_create(jsonb)',          'thread_write',   '{user,agent}',    200, 'POST /api/v1/chat/threads'),
+    ('threads.list',            'ama.api_threads_list(jsonb)',            'reads',          '{user}',          200, 'GET /api/v1/chat/threads'),
+    ('threads.get',             'ama.api_threads_get(jsonb)',             'reads',          '{user}',          200, 'GET /api/v1/chat/threads/{thread_id}'),
+    ('threads.set_mode',        'ama.api_threads_set_mode(jsonb)',        'thread_write',   '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/mode'),
+    ('messages.send',           'ama.api_messages_send(jsonb)',           'user_send',      '{user}',          200, 'POST /api/v1/chat/threads/{thread_id}/messages'),
+    ('messages.agent_send',     'ama.api_messages_agent_send(jsonb)',     'thread_write',   '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/agent-messages'),
+    ('events.poll',             'ama.api_events_poll(jsonb)',             'events_read',    '{user,agent}',    200, 'GET /api/v1/chat/threads/{thread_id}/events (and /events/stream)'),
+    ('webhooks.create',         'ama.api_not_implemented(jsonb)',         'thread_write',   '{user,agent}',    201, 'POST /api/v1/chat/threads/{thread_id}/webhooks'),
+    ('webhooks.delete',         'ama.api_not_implemented(jsonb)',         'thread_write',   '{user,agent}',    200, 'DELETE /api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}'),
+    ('tokens.create',           'ama.api_tokens_create(jsonb)',           'token_changes',  '{user}',          201, 'POST /api/v1/owner/external-agents/tokens'),
+    ('tokens.list',             'ama.api_tokens_list(jsonb)',             'reads',          '{user}',          200, 'GET /api/v1/owner/external-agents/tokens'),
+    ('tokens.revoke',           'ama.api_tokens_revoke(jsonb)',           'token_changes',  '{user}',          200, 'DELETE /api/v1/owner/external-agents/tokens/{token_id}'),
+    ('agent.get',               'ama.api_agent_get(jsonb)',               'reads',          '{user}',          200, 'GET /api/v1/owner/agent'),
+    ('agent.put',               'ama.api_agent_put(jsonb)',               'profile_update', '{user}',          200, 'PUT /api/v1/owner/agent'),
+    ('public.send',             'ama.api_public_send(jsonb)',             'visitor_send',   '{anon,visitor}',  200, 'POST /api/v1/public/agents/{custom_slug}/messages'),
+    ('public.events',           'ama.api_events_poll(jsonb)',             'events_read',    '{visitor}',       200, 'GET /api/v1/public/threads/{thread_id}/events'),
+    ('internal.users.put',      'ama.api_internal_users_put(jsonb)',      'internal',       '{service}',       200, 'PUT /internal/v1/users/{user_id}'),
+    ('internal.system_message', 'ama.api_internal_system_message(jsonb)', 'internal',       '{service}',       200, 'POST /internal/v1/threads/{thread_id}/system-messages');

@@ -10,12 +10,20 @@
 -- SECURITY DEFINER exit (or the transaction's abort) switches back.
 -- ============================================================================
 
--- Handles one HTTP request routed by the shim; executable by ama_authenticator only.
+-- Handles one HTTP request routed by the shim; executable by ama_authenticator only. The SET clauses restore every context
+-- setting when it returns, so a request's identity never outlives the call, even inside a caller's open transaction.
 CREATE FUNCTION ama.request(route text, credential_kind text, credential text, claims jsonb,
                             client_ip inet, args jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
+SET ama.actor_id = ''
+SET ama.principal_kind = ''
+SET ama.claims = ''
+SET ama.credential_id = ''
+SET ama.client_ip = ''
+SET ama.plan = ''
+SET request.jwt.claims = ''
 AS $$
 DECLARE
     pre jsonb := ama._request_begin(route, credential_kind, credential, claims, client_ip);

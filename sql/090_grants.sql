@@ -17,6 +17,7 @@ GRANT EXECUTE ON FUNCTION ama.request(text, text, text, jsonb, inet, jsonb) TO a
 -- Context helpers and the policy helpers the policies call, for every role that runs under RLS.
 GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal_kind(), ama.current_plan(),
     ama._my_caps(uuid), ama._is_participant(uuid), ama._can_read(uuid), ama._can_add_participant(uuid),
+    ama._my_owner(), ama._may_run(uuid, text), ama._may_add_participant(uuid, text, text[]),
     ama.principal_plan(), ama.plan_at_least(text), ama.canonical_capabilities(text[]),
     ama.parse_actor_id(text, text), ama.require_plan(text)
     TO anon, authenticated, service_role, ama_service, ama_admin;
@@ -25,8 +26,8 @@ GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal
 GRANT EXECUTE ON FUNCTION
     ama._ts(timestamptz), ama._body(jsonb), ama._check_fields(jsonb, text[], text[]), ama._text(jsonb, text, integer, integer),
     ama._uuid(jsonb, text), ama._int(jsonb, text, bigint, bigint), ama._number(jsonb, text), ama._thread_for(jsonb, text),
-    ama._missing_users(uuid[]), ama._thread_json(uuid), ama._message_json(ama.messages),
-    ama._mentions(jsonb), ama._metadata(jsonb), ama._mode(jsonb, boolean), ama._audit(text, text, jsonb),
+    ama._ensure_users(uuid[]), ama._seal_private_thread(uuid), ama._thread_json(uuid), ama._message_json(ama.messages),
+    ama._mentions(jsonb), ama._metadata(jsonb), ama._mode(jsonb, boolean),
     ama._agent_profile_json(ama.agent_profiles), ama._token_new(text), ama.token_hash(text, text),
     ama.post_message(uuid, text, text, text[], jsonb, bigint, bigint), ama._own_message(uuid, uuid, text),
     ama.api_threads_create(jsonb), ama.api_threads_list(jsonb), ama.api_threads_get(jsonb),
@@ -37,12 +38,15 @@ GRANT EXECUTE ON FUNCTION
     ama.api_internal_users_put(jsonb), ama.api_internal_system_message(jsonb),
     ama.issue_agent_token(text, text, timestamptz), ama.list_agent_tokens(), ama.revoke_agent_token(uuid),
     ama.set_capabilities(uuid, text, text[]), ama.grant_capabilities(uuid, text, text[]),
-    ama.revoke_capabilities(uuid, text, text[])
+    ama.revoke_capabilities(uuid, text, text[]), ama.allow_agent(uuid, text)
     TO anon, authenticated, service_role, ama_service;
+
+-- The shim reads the key that seals live-event notifications (its LISTEN connection opens them).
+GRANT EXECUTE ON FUNCTION ama.events_key() TO ama_authenticator;
 
 -- Trusted services create users, check tokens and keys, and take rate-limit decisions over SQL.
 GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_agent_token(text),
-    ama.verify_internal_key(text), ama._credential_used(text, uuid), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
+    ama.verify_internal_key(text), ama._credential_used(text, bytea), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
     ama.rate_limit_enforce(text, text, text)
     TO service_role, ama_service, ama_admin;
 
@@ -77,6 +81,7 @@ GRANT UPDATE (display_name) ON ama.actors TO service_role, ama_service;
 GRANT INSERT, UPDATE, DELETE ON ama.agent_profiles TO authenticated;
 GRANT INSERT ON ama.threads TO authenticated;
 GRANT UPDATE (participation_mode, is_archived) ON ama.threads TO authenticated;
+GRANT UPDATE (participation_mode) ON ama.threads TO anon;
 GRANT INSERT, DELETE ON ama.participants TO authenticated;
 GRANT UPDATE (capabilities, last_read_seq) ON ama.participants TO anon, authenticated, service_role, ama_service;
 GRANT INSERT ON ama.messages TO anon, authenticated, service_role, ama_service;
@@ -85,3 +90,4 @@ GRANT SELECT (token_id, agent_actor_id, owner_user_id, token_prefix, agent_displ
 GRANT INSERT (agent_actor_id, owner_user_id, token_hash, token_prefix, agent_display_name, expires_at)
     ON ama.agent_tokens TO authenticated;
 GRANT UPDATE (revoked_at) ON ama.agent_tokens TO authenticated;
+GRANT SELECT, INSERT, DELETE ON ama.agent_allowances TO authenticated;

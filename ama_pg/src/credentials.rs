@@ -23,6 +23,8 @@ pub struct Verified {
     pub actor_id: String,
     /// The user who owns an agent token, whose plan applies to it.
     pub owner: Option<pgrx::Uuid>,
+    /// The one thread a visitor token is valid for.
+    pub thread: Option<pgrx::Uuid>,
 }
 
 /// A user's plan, read through the users primary key.
@@ -54,6 +56,8 @@ struct Table {
     expires: Option<&'static CStr>,
     /// The owning user, whose plan applies.
     owner: Option<&'static CStr>,
+    /// The one thread the credential is bound to.
+    thread: Option<&'static CStr>,
     /// The name `ama._credential_used()` knows the kind by.
     kind: &'static str,
 }
@@ -66,6 +70,7 @@ const AGENT: Table = Table {
     actor: c"agent_actor_id",
     expires: Some(c"expires_at"),
     owner: Some(c"owner_user_id"),
+    thread: None,
     kind: "agent",
 };
 
@@ -77,6 +82,7 @@ const VISITOR: Table = Table {
     actor: c"visitor_actor_id",
     expires: Some(c"expires_at"),
     owner: None,
+    thread: Some(c"thread_id"),
     kind: "visitor",
 };
 
@@ -88,6 +94,7 @@ const KEY: Table = Table {
     actor: c"name",
     expires: None,
     owner: None,
+    thread: None,
     kind: "internal",
 };
 
@@ -95,7 +102,8 @@ const KEY: Table = Table {
 const TOUCH_EVERY_US: i64 = 60_000_000;
 
 /// Marks a credential used (at most once a minute; an internal key's use is audited). The
-/// SECURITY DEFINER SQL function does the write, so the verifier itself needs no privilege.
+/// SECURITY DEFINER SQL function does the write, so the verifier itself needs no privilege; it
+/// takes the credential's hash, which only a holder of the raw credential can compute.
 const TOUCH: &str = "SELECT ama._credential_used($1, $2)";
 
 /// What the probe copies out of a credential row.
@@ -106,6 +114,7 @@ struct Found {
     live: bool,
     stale: bool,
     owner: Option<pgrx::Uuid>,
+    thread: Option<pgrx::Uuid>,
 }
 
 /// Verifies a raw credential of `kind`. Returns `None` for anything that is not a live,
@@ -136,6 +145,7 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
             live: !revoked && !expired,
             stale,
             owner: t.owner.and_then(|c| row.uuid(c)),
+            thread: t.thread.and_then(|c| row.uuid(c)),
         })
     })??;
     if !token::hashes_equal(&found.stored, &hash) || !found.live {
@@ -143,9 +153,9 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
     }
     if found.stale {
         Spi::connect(|client| {
-            let touch = plans::plan(client, TOUCH, &[plans::TEXT, plans::UUID]);
+            let touch = plans::plan(client, TOUCH, &[plans::TEXT, plans::BYTEA]);
             client
-                .select(&*touch, None, &[t.kind.into(), found.id.into()])
+                .select(&*touch, None, &[t.kind.into(), hash.as_slice().into()])
                 .map(|_| ())
         })
         .unwrap_or_else(|e| errors::internal(&format!("cannot record credential use: {e}")));
@@ -159,6 +169,7 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
         id: found.id.to_string(),
         actor_id,
         owner: found.owner,
+        thread: found.thread,
     })
 }
 

@@ -15,6 +15,7 @@ compile_error!("ama_pg must be built with panic = \"unwind\" (see the workspace 
 mod caps;
 mod credentials;
 mod errors;
+mod events;
 mod gucs;
 mod plans;
 mod probe;
@@ -41,20 +42,30 @@ pgrx::extension_sql_file!(
     requires = ["context"]
 );
 pgrx::extension_sql_file!(
+    "../../sql/035_events.sql",
+    name = "events_sql",
+    requires = ["policies", events::event_payload]
+);
+pgrx::extension_sql_file!(
     "../../sql/040_ratelimit.sql",
     name = "ratelimit_sql",
     requires = [
-        "policies",
+        "events_sql",
         ratelimit::_rate_policies_changed,
         ratelimit::rate_buckets,
         ratelimit::rate_counters
     ]
 );
 pgrx::extension_sql_file!(
+    "../../sql/045_audit.sql",
+    name = "audit_sql",
+    requires = ["ratelimit_sql"]
+);
+pgrx::extension_sql_file!(
     "../../sql/050_admin_api.sql",
     name = "admin_api",
     requires = [
-        "ratelimit_sql",
+        "audit_sql",
         credentials::token_new,
         credentials::token_hash
     ]

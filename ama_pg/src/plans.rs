@@ -34,5 +34,5 @@ pub fn plan(
 
 /// Parameter type of a `text`.
 pub const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
-/// Parameter type of a `uuid`.
-pub const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
+/// Parameter type of a `bytea`.
+pub const BYTEA: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAOID);

@@ -492,10 +492,14 @@ fn require_key(key: Option<&str>) -> &str {
     }
 }
 
+/// Keys given to `ama.rate_limit` over SQL are stored under this prefix, so a service can never
+/// touch the buckets `ama.request` keeps for IPs, tokens and users (their keys never start with it).
+pub const SQL_KEY_PREFIX: &str = "sql:";
+
 /// `ama.rate_limit(policy, key, plan, cost)`: takes one decision for `key` under `policy`, for
 /// `plan` when given, and returns one record (allowed, limit, remaining, reset_seconds,
 /// retry_after_seconds, window_seconds). The hit counts even if the calling transaction rolls
-/// back.
+/// back. The key is stored as `sql:<key>` (see [`SQL_KEY_PREFIX`]).
 ///
 /// A plain version-1 C function (declared in `sql/040_ratelimit.sql`) rather than a `#[pg_extern]`
 /// set-returning function: it is the ledger's hot path, and the set-returning protocol and
@@ -504,6 +508,24 @@ fn require_key(key: Option<&str>) -> &str {
 #[unsafe(no_mangle)]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ama_rate_limit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { rate_limit_call(fcinfo, Some(SQL_KEY_PREFIX)) }
+}
+
+v1_function!(pg_finfo_ama_rate_limit);
+
+/// `ama._rate_limit_raw(policy, key, plan, cost)`: the same decision on the key as given, for the
+/// extension's own SECURITY DEFINER code (plan changes); executable by nobody else.
+#[unsafe(no_mangle)]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ama_rate_limit_raw(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { rate_limit_call(fcinfo, None) }
+}
+
+v1_function!(pg_finfo_ama_rate_limit_raw);
+
+unsafe fn rate_limit_call(fcinfo: pg_sys::FunctionCallInfo, prefix: Option<&str>) -> pg_sys::Datum {
     let (policy, key, plan, cost) = unsafe {
         (
             pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0),
@@ -519,7 +541,11 @@ pub unsafe extern "C-unwind" fn ama_rate_limit(fcinfo: pg_sys::FunctionCallInfo)
         errors::bad_input("cost must not be negative");
     }
     let applied = p.for_plan(plan.unwrap_or(""));
-    let d = decide(p.id, &applied, key, cost as u32, true).decision;
+    let d = match prefix {
+        Some(pre) => decide(p.id, &applied, &format!("{pre}{key}"), cost as u32, true),
+        None => decide(p.id, &applied, key, cost as u32, true),
+    }
+    .decision;
     let mut values = [
         pg_sys::Datum::from(d.allowed),
         pg_sys::Datum::from(i64::from(d.limit)),
@@ -531,11 +557,9 @@ pub unsafe extern "C-unwind" fn ama_rate_limit(fcinfo: pg_sys::FunctionCallInfo)
     unsafe { rawfn::record(fcinfo, &mut values) }
 }
 
-v1_function!(pg_finfo_ama_rate_limit);
-
 /// Forgets the state of one key so it gets its full allowance again.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "rate_limit_reset")]
-#[search_path(pg_catalog)]
+#[search_path(pg_catalog, pg_temp)]
 fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
     let p = require_policy(policy);
     reset(p.id, require_key(key))
@@ -543,7 +567,7 @@ fn rate_limit_reset(policy: Option<&str>, key: Option<&str>) -> bool {
 
 /// Every live bucket: policy, key (a token id, user id or IP; never a secret), remaining, reset.
 #[pg_extern(volatile, parallel_unsafe, security_definer, name = "_rate_buckets")]
-#[search_path(pg_catalog)]
+#[search_path(pg_catalog, pg_temp)]
 fn rate_buckets() -> TableIterator<
     'static,
     (

@@ -6,7 +6,9 @@
 //! network round trip, it:
 //! 1. looks the route up (`ama.routes`, cached per backend until a DBA changes it);
 //! 2. authenticates the credential (JWT claims already verified by the shim; tokens and keys
-//!    verified here), counting failures against the client IP so tokens cannot be brute-forced;
+//!    verified here), counting failures per (client IP, credential kind) so tokens cannot be
+//!    guessed online; a credential that verifies is always served, whatever other clients of the
+//!    same address did, and an agent acts only while its owner's plan has agent tokens;
 //! 3. takes the route's rate-limit decision in the shared-memory ledger;
 //! 4. sets the request context as transaction-local SUSET settings (`ama.actor_id`, ...) and
 //!    Supabase's `request.jwt.claims`;
@@ -26,7 +28,7 @@ use std::collections::HashMap;
 
 use crate::{credentials, errors, gucs, ratelimit};
 
-/// Policy that counts failed authentication attempts per client IP.
+/// Policy that counts failed authentication attempts per (client IP, credential kind).
 const AUTH_FAILURE_POLICY: &str = "auth_failures";
 const GENERIC_401: &str = "invalid or expired credential";
 
@@ -38,9 +40,31 @@ struct Route {
     status: i32,
 }
 
+/// What the backend caches from the route and plan tables, reloaded when a DBA changes them.
+#[derive(Default)]
+struct Tables {
+    routes: HashMap<String, Route>,
+    /// Active agent tokens each plan allows; a plan with none has no working agent tokens.
+    agent_tokens_by_plan: HashMap<String, i32>,
+}
+
 thread_local! {
-    static ROUTES: std::cell::RefCell<(u64, HashMap<String, Route>)> =
-        std::cell::RefCell::new((0, HashMap::new()));
+    static TABLES: std::cell::RefCell<(u64, Tables)> =
+        std::cell::RefCell::new((0, Tables::default()));
+}
+
+fn load_tables() -> Tables {
+    let agent_tokens_by_plan = Spi::connect(|client| {
+        let rows = client
+            .select("SELECT plan, max_agent_tokens FROM ama.plans", None, &[])
+            .unwrap_or_else(|e| errors::internal(&format!("cannot load plans: {e}")));
+        rows.filter_map(|row| Some((row.get::<String>(1).ok()??, row.get::<i32>(2).ok()??)))
+            .collect()
+    });
+    Tables {
+        routes: load_routes(),
+        agent_tokens_by_plan,
+    }
 }
 
 fn load_routes() -> HashMap<String, Route> {
@@ -72,15 +96,24 @@ fn load_routes() -> HashMap<String, Route> {
     })
 }
 
-fn route(name: &str) -> Option<Route> {
+fn with_tables<R>(f: impl FnOnce(&Tables) -> R) -> R {
     let gen = ratelimit::generation();
-    ROUTES.with(|cell| {
+    TABLES.with(|cell| {
         let mut cache = cell.borrow_mut();
         if cache.0 != gen {
-            *cache = (gen, load_routes());
+            *cache = (gen, load_tables());
         }
-        cache.1.get(name).cloned()
+        f(&cache.1)
     })
+}
+
+fn route(name: &str) -> Option<Route> {
+    with_tables(|t| t.routes.get(name).cloned())
+}
+
+/// Whether a plan lets its users' agents act (it allows at least one agent token).
+fn plan_has_agents(plan: &str) -> bool {
+    with_tables(|t| t.agent_tokens_by_plan.get(plan).is_some_and(|n| *n > 0))
 }
 
 /// Who the request is, once authenticated.
@@ -148,12 +181,13 @@ fn user_principal(claims: Value) -> Option<Principal> {
     let plan = match credentials::user_plan(&pgrx::Uuid::from_bytes(bytes)) {
         Some(p) => p,
         None => {
-            // First sight of a Supabase user: provision the row on the basic plan.
+            // First sight of a Supabase user: provision the row on the basic plan. The email is
+            // never the display name (co-participants see display names).
             let _ = Spi::run_with_args(
                 "WITH u AS (INSERT INTO ama.users (user_id, email) VALUES ($1::uuid, $2) \
                             ON CONFLICT (user_id) DO NOTHING RETURNING user_id) \
-                 INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name) \
-                 SELECT 'user:' || user_id, 'user', user_id, coalesce($2, '') FROM u \
+                 INSERT INTO ama.actors (actor_id, kind, owner_user_id) \
+                 SELECT 'user:' || user_id, 'user', user_id FROM u \
                  ON CONFLICT (actor_id) DO NOTHING",
                 &[uid.clone().into(), email.into()],
             );
@@ -196,7 +230,12 @@ fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
         TokenKind::Visitor => ("visitor", "anon", "vst"),
         TokenKind::InternalKey => ("service", "service_role", "key"),
     };
-    let claims = json!({"principal_kind": pkind, "actor_id": v.actor_id, "credential_id": v.id});
+    let mut claims =
+        json!({"principal_kind": pkind, "actor_id": v.actor_id, "credential_id": v.id});
+    if let Some(thread) = &v.thread {
+        // A visitor token is valid for its one thread (checked by ama._thread_for).
+        claims["thread_id"] = Value::String(thread.to_string());
+    }
     Some(Principal {
         kind: pkind,
         credential_key: format!("{key_prefix}:{}", v.id),
@@ -220,6 +259,43 @@ fn anon_principal(ip: &str) -> Principal {
         role: "anon",
         claims: json!({"principal_kind": "anon"}),
     }
+}
+
+/// Counts a failed authentication against (client IP, credential kind) and answers 401, or 429
+/// once that pair is over its limit. Past the limit nothing is written but the counter.
+fn auth_failure(route_name: &str, kind: &str, ip: &str) -> JsonB {
+    let Some(fp) = ratelimit::policy(AUTH_FAILURE_POLICY) else {
+        audit(
+            "auth_failed",
+            None,
+            Some(route_name),
+            ip,
+            json!({"credential_kind": kind}),
+        );
+        return envelope(401, "UNAUTHORIZED", GENERIC_401, Value::Null);
+    };
+    let d = ratelimit::decide(fp.id, &fp.base, &auth_failure_key(ip, kind), 1, true).decision;
+    if !d.allowed {
+        return envelope(
+            429,
+            "RATE_LIMITED",
+            "too many failed authentication attempts",
+            rate_json(&fp, &d),
+        );
+    }
+    audit(
+        "auth_failed",
+        None,
+        Some(route_name),
+        ip,
+        json!({"credential_kind": kind}),
+    );
+    envelope(401, "UNAUTHORIZED", GENERIC_401, rate_json(&fp, &d))
+}
+
+/// The ledger key of failed authentications: one per (client IP, credential kind).
+fn auth_failure_key(ip: &str, kind: &str) -> String {
+    format!("ip:{ip}|{kind}")
 }
 
 /// Switches the current user to a request role until the calling SECURITY DEFINER function
@@ -268,26 +344,14 @@ fn request_begin(
         })
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".to_string());
-    let ip_key = format!("ip:{ip}");
 
-    // Authentication, with failures counted per client IP.
+    // Authentication. A credential that verifies is always served: failures are counted per
+    // (client IP, credential kind), and only further failing attempts of that kind from that
+    // address are refused, so one guesser behind a NAT cannot lock its neighbours out.
     let kind = credential_kind.unwrap_or("none");
     let principal = if kind == "none" {
         anon_principal(&ip)
     } else {
-        // Too many failures from this address: refuse before looking at the credential.
-        let failures = ratelimit::policy(AUTH_FAILURE_POLICY);
-        if let Some(fp) = &failures {
-            let next = ratelimit::decide(fp.id, &fp.base, &ip_key, 1, false).decision;
-            if !next.allowed {
-                return envelope(
-                    429,
-                    "RATE_LIMITED",
-                    "too many failed authentication attempts",
-                    rate_json(fp, &next),
-                );
-            }
-        }
         let authenticated = match (kind, credential, claims) {
             ("jwt", _, Some(JsonB(c))) => user_principal(c),
             ("agent", Some(raw), _) => token_principal(TokenKind::Agent, raw),
@@ -296,35 +360,20 @@ fn request_begin(
             _ => None,
         };
         let Some(p) = authenticated else {
-            // The failure counts against the address (and is audited unless it tips it over).
-            let counted = failures.as_ref().map(|fp| {
-                (
-                    fp,
-                    ratelimit::decide(fp.id, &fp.base, &ip_key, 1, true).decision,
-                )
-            });
-            if let Some((fp, d)) = &counted {
-                if !d.allowed {
-                    return envelope(
-                        429,
-                        "RATE_LIMITED",
-                        "too many failed authentication attempts",
-                        rate_json(fp, d),
-                    );
-                }
-            }
-            audit(
-                "auth_failed",
-                None,
-                Some(route_name),
-                &ip,
-                json!({"credential_kind": kind}),
-            );
-            let rate = counted.map_or(Value::Null, |(fp, d)| rate_json(fp, &d));
-            return envelope(401, "UNAUTHORIZED", GENERIC_401, rate);
+            return auth_failure(route_name, kind, &ip);
         };
         p
     };
+
+    // An agent acts on its owner's current plan: a downgrade takes effect on the next request.
+    if principal.kind == "agent" && !plan_has_agents(&principal.plan) {
+        return envelope(
+            403,
+            "FORBIDDEN",
+            "this agent's owner needs the starter plan or higher",
+            Value::Null,
+        );
+    }
 
     if !rt.principals.iter().any(|k| k == principal.kind) {
         return if principal.kind == "anon" {
@@ -349,7 +398,8 @@ fn request_begin(
     if let Some(pname) = &rt.policy {
         if let Some(p) = ratelimit::policy(pname) {
             let key = match p.key_kind.as_str() {
-                "ip" => ip_key.clone(),
+                "ip" => format!("ip:{ip}"),
+                "ip_kind" => auth_failure_key(&ip, principal.kind),
                 "user" => principal
                     .user_key
                     .clone()

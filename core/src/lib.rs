@@ -5,5 +5,6 @@
 
 pub mod caps;
 pub mod errors;
+pub mod events;
 pub mod gcra;
 pub mod token;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use ama_core::events;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
@@ -23,7 +24,8 @@ use crate::http::{Body, Credential};
 use crate::routes::EVENTS_POLL;
 use crate::App;
 
-/// The channel the database notifies on; payload `<thread_id>:<thread_seq>`.
+/// The channel the database notifies on. Payloads are sealed (`ama_core::events`) under the key
+/// `ama.events_key()` returns to the shim's login role, so other listeners learn nothing.
 pub const CHANNEL: &str = "ama_events";
 /// Events fetched per poll.
 pub const PAGE: &str = "200";
@@ -37,15 +39,11 @@ pub enum Notice {
     All,
 }
 
-/// Parses a notification payload.
-pub fn parse_payload(p: &str) -> Option<Notice> {
-    let (thread, seq) = p.rsplit_once(':')?;
-    let seq = seq.trim().parse::<i64>().ok()?;
-    let thread = thread.trim();
-    if thread.is_empty() {
-        return None;
-    }
-    Some(Notice::Thread(Arc::from(thread.to_ascii_lowercase()), seq))
+/// Opens a sealed notification payload; `None` for anything not sealed under `key`.
+pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
+    let (thread, seq) = events::open(key, p.trim())?;
+    let thread = uuid::Uuid::from_bytes(thread).to_string();
+    Some(Notice::Thread(Arc::from(thread), seq))
 }
 
 /// One SSE frame for an event.
@@ -157,6 +155,15 @@ async fn listen_once(
         }
     });
     let result = async {
+        let row = client
+            .query_one("SELECT ama.events_key()", &[])
+            .await
+            .map_err(|e| format!("events key: {e}"))?;
+        let key: [u8; events::KEY_LEN] = row
+            .try_get::<_, Vec<u8>>(0)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or("events key: not a 32-byte key")?;
         client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| format!("LISTEN: {e}"))?;
         tracing::info!("event listener connected");
         let _ = tx.send(Notice::All);
@@ -166,7 +173,7 @@ async fn listen_once(
             tokio::select! {
                 m = nrx.recv() => match m {
                     Some(Ok(payload)) => {
-                        if let Some(n) = parse_payload(&payload) {
+                        if let Some(n) = parse_payload(&key, &payload) {
                             let _ = tx.send(n);
                         }
                     }
@@ -419,14 +426,21 @@ mod tests {
 
     #[test]
     fn payloads() {
-        let t = "0D1C6F4E-8a43-4a4e-9a53-0c1f2d3e4f50";
+        let key = [3u8; events::KEY_LEN];
+        let t = uuid::Uuid::parse_str("0D1C6F4E-8a43-4a4e-9a53-0c1f2d3e4f50").unwrap();
+        let sealed = events::seal(&key, t.as_bytes(), 42);
         assert_eq!(
-            parse_payload(&format!("{t}:42")),
-            Some(Notice::Thread(Arc::from(t.to_ascii_lowercase()), 42))
+            parse_payload(&key, &sealed),
+            Some(Notice::Thread(
+                Arc::from("0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"),
+                42
+            ))
         );
-        assert_eq!(parse_payload("x"), None);
-        assert_eq!(parse_payload(":1"), None);
-        assert_eq!(parse_payload("t:abc"), None);
+        // Another key, the old clear-text format and garbage are ignored.
+        assert_eq!(parse_payload(&[4u8; events::KEY_LEN], &sealed), None);
+        assert_eq!(parse_payload(&key, &format!("{t}:42")), None);
+        assert_eq!(parse_payload(&key, "x"), None);
+        assert_eq!(parse_payload(&key, ":1"), None);
     }
 
     #[test]

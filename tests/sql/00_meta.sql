@@ -109,13 +109,13 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
        WHERE p.pronamespace = 'ama'::regnamespace AND p.prosecdef AND l.lanname IN ('sql', 'plpgsql')
-         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')$$,
-    'every SQL/PL/pgSQL SECURITY DEFINER function in ama sets search_path');
+         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
+    'every SQL/PL/pgSQL SECURITY DEFINER function in ama sets search_path = pg_catalog, pg_temp (pg_temp last)');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text FROM pg_proc p
        WHERE p.pronamespace = 'ama'::regnamespace AND p.prosecdef
-         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')$$,
-    'every SECURITY DEFINER function in ama (C ones included) sets search_path');
+         AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
+    'every SECURITY DEFINER function in ama (C ones included) sets search_path = pg_catalog, pg_temp');
 
 -- 4. The authenticator: not superuser, not owner, no BYPASSRLS, NOINHERIT; request roles are plain.
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'ama_authenticator'), false, 'ama_authenticator is not superuser');

@@ -105,7 +105,7 @@ SELECT throws_ok($$SELECT * FROM ama.verify_agent_token((SELECT raw FROM creds W
 SET LOCAL ROLE anon;
 SELECT throws_ok($$SELECT * FROM ama.verify_internal_key((SELECT raw FROM creds WHERE name = 'k1'))$$,
                  '42501', NULL, 'anon may not call verify_internal_key (42501)');
-SELECT throws_ok($$SELECT ama._credential_used('agent', (SELECT id FROM creds WHERE name = 't1'))$$,
+SELECT throws_ok($$SELECT ama._credential_used('agent', ama.token_hash((SELECT raw FROM creds WHERE name = 't1'), 'agent'))$$,
                  '42501', NULL, 'anon may not call ama._credential_used (42501)');
 RESET ROLE;
 

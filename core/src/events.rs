@@ -1,0 +1,106 @@
+//! Sealed live-event notifications.
+//!
+//! A committed message is announced with `NOTIFY ama_events, <payload>`, and PostgreSQL lets any
+//! role `LISTEN` to any channel. So the payload is sealed: XChaCha20-Poly1305 under a 32-byte key
+//! that only the extension and the shim hold, with a fresh random 24-byte nonce per notification.
+//! A listener without the key learns neither thread ids nor how many messages each thread gets
+//! (two notifications of one thread look unrelated). The payload is the lower-case hex of
+//! `nonce || ciphertext || tag`, where the plaintext is the thread's 16 UUID bytes followed by
+//! the message's `thread_seq` as 8 big-endian bytes.
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+/// Length of the sealing key in bytes.
+pub const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+const PLAIN_LEN: usize = 16 + 8;
+const TAG_LEN: usize = 16;
+/// Length of a sealed payload in hex characters.
+pub const PAYLOAD_HEX_LEN: usize = 2 * (NONCE_LEN + PLAIN_LEN + TAG_LEN);
+
+/// Seals `(thread, seq)` under `key` with a fresh random nonce.
+pub fn seal(key: &[u8; KEY_LEN], thread: &[u8; 16], seq: i64) -> String {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    seal_with_nonce(key, thread, seq, &nonce)
+}
+
+fn seal_with_nonce(
+    key: &[u8; KEY_LEN],
+    thread: &[u8; 16],
+    seq: i64,
+    nonce: &[u8; NONCE_LEN],
+) -> String {
+    let mut plain = [0u8; PLAIN_LEN];
+    plain[..16].copy_from_slice(thread);
+    plain[16..].copy_from_slice(&seq.to_be_bytes());
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let sealed = cipher
+        .encrypt(XNonce::from_slice(nonce), plain.as_slice())
+        .expect("XChaCha20-Poly1305 encryption of 24 bytes cannot fail");
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(&sealed);
+    hex::encode(out)
+}
+
+/// Opens a payload sealed by [`seal`]: `(thread UUID bytes, seq)`, or `None` for anything that is
+/// not a payload sealed under `key` (wrong key, tampered, truncated, not hex).
+pub fn open(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], i64)> {
+    if payload.len() != PAYLOAD_HEX_LEN {
+        return None;
+    }
+    let bytes = hex::decode(payload).ok()?;
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let plain = cipher.decrypt(XNonce::from_slice(nonce), sealed).ok()?;
+    let thread: [u8; 16] = plain.get(..16)?.try_into().ok()?;
+    let seq = i64::from_be_bytes(plain.get(16..PLAIN_LEN)?.try_into().ok()?);
+    Some((thread, seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
+    const THREAD: [u8; 16] = [0xab; 16];
+
+    #[test]
+    fn round_trip() {
+        let p = seal(&KEY, &THREAD, 42);
+        assert_eq!(p.len(), PAYLOAD_HEX_LEN);
+        assert_eq!(open(&KEY, &p), Some((THREAD, 42)));
+    }
+
+    #[test]
+    fn payload_reveals_nothing_and_never_repeats() {
+        let a = seal(&KEY, &THREAD, 1);
+        let b = seal(&KEY, &THREAD, 1);
+        assert_ne!(a, b, "a fresh nonce each time");
+        assert!(!a.contains(&hex::encode(THREAD)));
+        // A known nonce gives a known output (the format is stable).
+        let n = [1u8; NONCE_LEN];
+        assert_eq!(
+            seal_with_nonce(&KEY, &THREAD, 1, &n),
+            seal_with_nonce(&KEY, &THREAD, 1, &n)
+        );
+    }
+
+    #[test]
+    fn wrong_key_tampering_and_garbage_are_refused() {
+        let p = seal(&KEY, &THREAD, 9);
+        assert_eq!(open(&[8; KEY_LEN], &p), None);
+        let mut t = p.clone().into_bytes();
+        let last = t.len() - 1;
+        t[last] = if t[last] == b'0' { b'1' } else { b'0' };
+        assert_eq!(open(&KEY, std::str::from_utf8(&t).unwrap()), None);
+        assert_eq!(open(&KEY, &p[..p.len() - 2]), None);
+        assert_eq!(open(&KEY, ""), None);
+        assert_eq!(open(&KEY, &"zz".repeat(PAYLOAD_HEX_LEN / 2)), None);
+        let legacy = "0f0e0d0c-0000-4000-8000-000000000001:5";
+        assert_eq!(open(&KEY, legacy), None);
+    }
+}
