@@ -1,5 +1,6 @@
 # Shared helpers for the benchmark suites (sourced; runs inside `ama-harness exec`, which
-# exports PGHOST/PGPORT/PGUSER/PGDATABASE for a throwaway cluster on 127.0.0.1).
+# exports PGHOST/PGPORT/PGUSER/PGDATABASE for a throwaway cluster on 127.0.0.1, and PGPASSFILE:
+# a 0600 pgpass file with the passwords of postgres and ama_authenticator).
 # Settings from run.sh: BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, RESULTS (dir), BENCH_DIR.
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -9,6 +10,9 @@ THREADS=${THREADS:-2}
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+
+# pgpass_password ROLE: the password the harness set for ROLE (from $PGPASSFILE).
+pgpass_password() { awk -F: -v r="$1" '$4 == r {print $5; exit}' "$PGPASSFILE"; }
 
 # pgbench_run NAME SCRIPT [extra pgbench args...]
 # Prints "tps latency_ms" and keeps the full output in $RESULTS/pgbench/NAME.<n>.log.

@@ -50,7 +50,9 @@ for r in $(seq 1 "$BENCH_ROUNDS"); do
 done
 
 log "tokens: revocation check"
-q -f "$T/revocation.sql" >"$RESULTS/tokens-revocation.txt" 2>&1 || { cat "$RESULTS/tokens-revocation.txt"; exit 1; }
+# revocation.sql opens a second connection with dblink, as the superuser: it needs the password
+# (read with \getenv, so it is on no command line).
+SUPERUSER_PASSWORD=$(pgpass_password postgres) q -f "$T/revocation.sql" >"$RESULTS/tokens-revocation.txt" 2>&1 || { cat "$RESULTS/tokens-revocation.txt"; exit 1; }
 sed -i 's/^psql:[^ ]* NOTICE:  /NOTICE: /' "$RESULTS/tokens-revocation.txt"
 grep -q FAIL "$RESULTS/tokens-revocation.txt" && { cat "$RESULTS/tokens-revocation.txt"; exit 1; }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
-# PGUSER=postgres, PGDATABASE exported for a throwaway cluster on 127.0.0.1).
+# PGUSER=postgres, PGDATABASE, PGPASSFILE exported for a throwaway cluster on 127.0.0.1).
 # Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
 # SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS.
 set -euo pipefail
@@ -73,9 +73,13 @@ SQL
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 BASE=https://127.0.0.1:$PORT
 ulimit -n "$(ulimit -Hn)"
+# The harness gave ama_authenticator a password (in $PGPASSFILE, which psql and pgbench read);
+# the shim gets it through its environment, never its command line.
+AUTH_PW=$(awk -F: '$4 == "ama_authenticator" {print $5; exit}' "$PGPASSFILE")
+[ -n "$AUTH_PW" ] || { log "no ama_authenticator password in \$PGPASSFILE"; exit 1; }
+AMA_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$PGPORT/$PGDATABASE" \
 "$ROOT/target/release/ama-shim" --listen "127.0.0.1:$PORT" --tls-cert "$WORK/cert.pem" \
     --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
-    --database-url "postgres://ama_authenticator@127.0.0.1:$PGPORT/$PGDATABASE" \
     --log-level warn >"$RESULTS/logs/shim.log" 2>&1 &
 SHIM_PID=$!
 for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$PORT/health" --resolve "localhost:$PORT:127.0.0.1" >/dev/null && break; sleep 0.2; done

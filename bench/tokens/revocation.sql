@@ -3,7 +3,8 @@
 \set ON_ERROR_STOP 1
 SELECT raw AS tok FROM bench.tokens WHERE i = 1 \gset
 SELECT 'before revoke, this connection: verified ' || token_id AS check FROM ama.verify_agent_token(:'tok');
-SELECT 'second connection (dblink): ' || bench.dblink_connect('other', 'host=' || host(inet_server_addr()) || ' port=' || inet_server_port() || ' dbname=' || current_database() || ' user=' || current_user);
+\getenv superuser_password SUPERUSER_PASSWORD
+SELECT 'second connection (dblink): ' || bench.dblink_connect('other', 'host=' || host(inet_server_addr()) || ' port=' || inet_server_port() || ' dbname=' || current_database() || ' user=' || current_user || ' password=' || :'superuser_password');
 SELECT 'before revoke, other connection: verified ' || v.token_id AS check
   FROM bench.dblink('other', format('SELECT token_id FROM ama.verify_agent_token(%L)', :'tok')) AS v(token_id text);
 -- revoke from the other connection (committed there)

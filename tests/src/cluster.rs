@@ -8,17 +8,36 @@
 //! - When invoked as root, every server program runs as the unprivileged `postgres` OS user,
 //!   because PostgreSQL refuses to run as root.
 //! - `shared_preload_libraries = 'ama_pg'` is always set: the rate-limit ledger needs it.
+//! - Every connection authenticates: `pg_hba.conf` has `scram-sha-256` for TCP and for the unix
+//!   socket, never `trust`. The superuser's password is random (256 bits) and lives in
+//!   `<dir>/superuser.password` (mode 0600); the socket lives in `<dir>` itself, which is mode
+//!   0700 and owned by the server's OS user. A cluster made by an older harness (trust, no
+//!   password file) is converted on its next start, before it listens.
+//! - Passwords never appear on a command line or in a log: `psql` gets them through
+//!   `PGPASSWORD` in its own environment, SQL that carries one goes through its stdin, and tools
+//!   run by `ama-harness exec` read them from a 0600 pgpass file (`PGPASSFILE`).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// OS user the server runs as when the harness runs as root.
 pub const SERVER_OS_USER: &str = "postgres";
 /// Database superuser created by initdb.
 pub const SUPERUSER: &str = "postgres";
+/// The role the shim logs in as; throwaway clusters with the extension give it a password.
+pub const AUTHENTICATOR: &str = "ama_authenticator";
+/// File in the cluster directory holding the superuser's password (mode 0600).
+pub const PASSWORD_FILE: &str = "superuser.password";
+/// File in the cluster directory in libpq's pgpass format for the roles with known passwords.
+pub const PGPASS_FILE: &str = "pgpass";
+/// The only authentication method of every `pg_hba.conf` line.
+pub const AUTH_METHOD: &str = "scram-sha-256";
 
 /// Errors, each a single line telling what is wrong and how to fix it.
 #[derive(Debug)]
@@ -68,6 +87,8 @@ pub struct Cluster {
     bindir: PathBuf,
     throwaway: bool,
     watchdog: Option<Child>,
+    /// Passwords of the roles this harness set, by role name.
+    passwords: Mutex<BTreeMap<String, String>>,
 }
 
 fn is_root() -> bool {
@@ -87,23 +108,44 @@ pub fn bindir() -> Result<PathBuf, HarnessError> {
 }
 
 /// Runs SQL through the `psql` at `bin` against `conninfo`, failing on the first error; returns
-/// the unaligned, tuples-only output.
+/// the unaligned, tuples-only output. A password in a URL `conninfo` is passed to psql through
+/// `PGPASSWORD` in its environment, never on its command line (which every local user can read).
 pub fn psql_at(bin: &Path, conninfo: &str, sql: &str) -> Result<String, HarnessError> {
-    let out = Command::new(bin)
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            conninfo,
-            "-c",
-            sql,
-        ])
-        .stdin(Stdio::null())
-        .output()
+    psql_run(bin, conninfo, sql, false)
+}
+
+/// Like [`psql_at`], but the SQL goes through psql's stdin instead of its command line: for
+/// statements that carry a secret (`ALTER ROLE ... PASSWORD`). Each statement runs on its own.
+pub fn psql_at_stdin(bin: &Path, conninfo: &str, sql: &str) -> Result<String, HarnessError> {
+    psql_run(bin, conninfo, sql, true)
+}
+
+fn psql_run(bin: &Path, conninfo: &str, sql: &str, stdin: bool) -> Result<String, HarnessError> {
+    let (conninfo, password) = split_password(conninfo);
+    let mut cmd = Command::new(bin);
+    cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(&conninfo);
+    if let Some(pw) = password {
+        cmd.env("PGPASSWORD", pw);
+    }
+    if stdin {
+        cmd.args(["-f", "-"]).stdin(Stdio::piped());
+    } else {
+        cmd.arg("-c").arg(sql).stdin(Stdio::null());
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError(format!("cannot run psql: {e}")))?;
+    if stdin {
+        let mut input = child.stdin.take().expect("piped stdin");
+        input
+            .write_all(sql.as_bytes())
+            .map_err(|e| HarnessError(format!("cannot write to psql: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
         .map_err(|e| HarnessError(format!("cannot run psql: {e}")))?;
     if !out.status.success() {
         return err(format!(
@@ -112,6 +154,109 @@ pub fn psql_at(bin: &Path, conninfo: &str, sql: &str) -> Result<String, HarnessE
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Splits the password out of a `postgres://user:password@host/...` URL: the URL without it,
+/// and the password percent-decoded. Other connection strings come back unchanged.
+pub fn split_password(conninfo: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = conninfo.split_once("://") else {
+        return (conninfo.to_string(), None);
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, hosts)) = authority.rsplit_once('@') else {
+        return (conninfo.to_string(), None);
+    };
+    match userinfo.split_once(':') {
+        Some((user, password)) => (
+            format!("{scheme}://{user}@{hosts}{tail}"),
+            Some(percent_decode(password)),
+        ),
+        None => (conninfo.to_string(), None),
+    }
+}
+
+/// Decodes `%XX` escapes (as in URLs); anything malformed is kept as it is.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A random password: 256 bits from the OS, hex encoded.
+pub fn new_password() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Writes `content` to `path`, created with mode 0600 (and forced to 0600 if it existed).
+pub fn write_secret(path: &Path, content: &str) -> Result<(), HarnessError> {
+    let fail = |e: std::io::Error| HarnessError(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(fail)?;
+    f.write_all(content.as_bytes()).map_err(fail)
+}
+
+/// Sets the mode of `path`.
+fn set_mode(path: &Path, mode: u32) -> Result<(), HarnessError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| HarnessError(format!("cannot chmod {}: {e}", path.display())))
+}
+
+/// A SQL string literal.
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A SQL identifier.
+fn sql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The `pg_hba.conf` of every cluster the harness starts: a password for everything.
+pub fn hba_conf() -> String {
+    format!(
+        "# Written by ama-harness: every connection authenticates with a password ({AUTH_METHOD}).\n\
+         # TYPE  DATABASE        USER            ADDRESS                 METHOD\n\
+         local   all             all                                     {AUTH_METHOD}\n\
+         host    all             all             127.0.0.1/32            {AUTH_METHOD}\n\
+         host    all             all             ::1/128                 {AUTH_METHOD}\n\
+         local   replication     all                                     {AUTH_METHOD}\n\
+         host    replication     all             127.0.0.1/32            {AUTH_METHOD}\n\
+         host    replication     all             ::1/128                 {AUTH_METHOD}\n"
+    )
+}
+
+/// Whether a `pg_hba.conf` text has a `trust` line (comments ignored).
+pub fn hba_has_trust(text: &str) -> bool {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .any(|l| {
+            l.split_whitespace()
+                .any(|w| w.eq_ignore_ascii_case("trust"))
+        })
 }
 
 /// A command that runs as the server's OS user when we are root.
@@ -207,26 +352,61 @@ impl Cluster {
             bindir,
             throwaway,
             watchdog: None,
+            passwords: Mutex::new(BTreeMap::new()),
         };
         if throwaway {
             cluster.watchdog = Some(spawn_watchdog(&cluster.bindir, &dir, &data)?);
         }
-        // On some systems /tmp is not traversable by the server user; make our directory so.
+        // The directory holds the socket, the log and the password files: only the server's OS
+        // user (and root) may enter it.
+        set_mode(&dir, 0o700)?;
+        let password_file = dir.join(PASSWORD_FILE);
+        let password = match std::fs::read_to_string(&password_file) {
+            Ok(p) if !p.trim().is_empty() => {
+                set_mode(&password_file, 0o600)?;
+                Some(p.trim().to_string())
+            }
+            _ => None,
+        };
+        let fresh = !data.join("PG_VERSION").exists();
+        let password = match password {
+            Some(p) => p,
+            None => {
+                let p = new_password();
+                if !fresh {
+                    // A cluster from before passwords: give the superuser one while it is down,
+                    // then keep it (the file only ever holds a password the role really has).
+                    cluster.clear_stale_pid()?;
+                    chown_to_server_user(&dir)?;
+                    cluster.set_password_offline(&p)?;
+                }
+                write_secret(&password_file, &p)?;
+                p
+            }
+        };
+        // initdb (as the server user) reads the password file; the server writes in the directory.
         chown_to_server_user(&dir)?;
-        if !data.join("PG_VERSION").exists() {
+        if fresh {
             let mut c = server_command(&cluster.bindir, "initdb")?;
-            c.arg("-D").arg(&data).args([
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "-U",
-                SUPERUSER,
-            ]);
+            c.arg("-D")
+                .arg(&data)
+                .arg(format!("--auth-local={AUTH_METHOD}"))
+                .arg(format!("--auth-host={AUTH_METHOD}"))
+                .arg(format!("--pwfile={}", password_file.display()))
+                .args(["-E", "UTF8", "--locale=C.UTF-8", "-U", SUPERUSER]);
             run(c, "initdb")?;
+            // initdb's file is already scram-only, but its comments talk about `trust`: ours
+            // does not, so `grep trust pg_hba.conf` finds nothing.
+            cluster.write_hba()?;
         } else {
             cluster.clear_stale_pid()?;
+            cluster.secure_hba()?;
         }
+        cluster
+            .passwords
+            .lock()
+            .expect("passwords")
+            .insert(SUPERUSER.to_string(), password);
         let mut last = None;
         for _ in 0..5 {
             let port = match opts.port {
@@ -257,10 +437,123 @@ impl Cluster {
         if let Some(e) = last {
             return Err(e);
         }
+        cluster.write_pgpass()?;
         if opts.create_extension {
             cluster.psql("postgres", "CREATE EXTENSION IF NOT EXISTS ama_pg")?;
+            if throwaway {
+                cluster.set_password(AUTHENTICATOR)?;
+            }
         }
         Ok(cluster)
+    }
+
+    /// Sets the superuser's password in single-user mode (the server must be down): converts a
+    /// cluster made without passwords before it ever listens again.
+    fn set_password_offline(&self, password: &str) -> Result<(), HarnessError> {
+        let mut c = server_command(&self.bindir, "postgres")?;
+        c.arg("--single")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("postgres")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| HarnessError(format!("postgres --single: cannot start ({e})")))?;
+        let sql = format!(
+            "ALTER ROLE {} PASSWORD {}\n",
+            sql_ident(SUPERUSER),
+            sql_literal(password)
+        );
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(sql.as_bytes())
+            .map_err(|e| HarnessError(format!("postgres --single: {e}")))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| HarnessError(format!("postgres --single: {e}")))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() || text.contains("ERROR") || text.contains("FATAL") {
+            let last = text
+                .lines()
+                .find(|l| l.contains("ERROR") || l.contains("FATAL"))
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            return err(format!(
+                "cannot set the superuser password of {} in single-user mode: {last}",
+                self.data.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Replaces a `pg_hba.conf` that has a `trust` line with [`hba_conf`] (other edits stay).
+    fn secure_hba(&self) -> Result<(), HarnessError> {
+        let path = self.data.join("pg_hba.conf");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HarnessError(format!("cannot read {}: {e}", path.display())))?;
+        if hba_has_trust(&text) {
+            self.write_hba()?;
+        }
+        Ok(())
+    }
+
+    /// Writes [`hba_conf`] over `pg_hba.conf` (keeping its owner and mode).
+    fn write_hba(&self) -> Result<(), HarnessError> {
+        let path = self.data.join("pg_hba.conf");
+        std::fs::write(&path, hba_conf())
+            .map_err(|e| HarnessError(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Gives `role` a new random password (through psql's stdin, as the superuser), remembers it
+    /// for [`Cluster::url`], [`Cluster::connect`] and the pgpass file, and returns it.
+    pub fn set_password(&self, role: &str) -> Result<String, HarnessError> {
+        let password = new_password();
+        self.psql_stdin(
+            "postgres",
+            &format!(
+                "ALTER ROLE {} PASSWORD {}",
+                sql_ident(role),
+                sql_literal(&password)
+            ),
+        )?;
+        self.passwords
+            .lock()
+            .expect("passwords")
+            .insert(role.to_string(), password.clone());
+        self.write_pgpass()?;
+        Ok(password)
+    }
+
+    /// The password the harness set for `role`, if any.
+    pub fn password(&self, role: &str) -> Option<String> {
+        self.passwords.lock().expect("passwords").get(role).cloned()
+    }
+
+    /// The pgpass file (mode 0600) with every role whose password the harness set.
+    pub fn pgpass_path(&self) -> PathBuf {
+        self.dir.join(PGPASS_FILE)
+    }
+
+    fn write_pgpass(&self) -> Result<(), HarnessError> {
+        let mut text = String::new();
+        for (role, password) in self.passwords.lock().expect("passwords").iter() {
+            let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+            for host in ["127.0.0.1", "localhost"] {
+                text.push_str(&format!(
+                    "{host}:{}:*:{}:{}\n",
+                    self.port,
+                    esc(role),
+                    esc(password)
+                ));
+            }
+        }
+        write_secret(&self.pgpass_path(), &text)
     }
 
     fn clear_stale_pid(&self) -> Result<(), HarnessError> {
@@ -319,13 +612,27 @@ impl Cluster {
 
     /// Runs SQL through psql as the superuser, failing on the first error.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
-        let conninfo = format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.port);
-        psql_at(&self.bindir.join("psql"), &conninfo, sql)
+        psql_at(&self.bindir.join("psql"), &self.url_db(SUPERUSER, db), sql)
     }
 
-    /// A libpq/tokio-postgres connection string for `user` on database `postgres`.
+    /// Like [`Cluster::psql`], with the SQL sent through psql's stdin (for secrets).
+    pub fn psql_stdin(&self, db: &str, sql: &str) -> Result<String, HarnessError> {
+        psql_at_stdin(&self.bindir.join("psql"), &self.url_db(SUPERUSER, db), sql)
+    }
+
+    /// A libpq/tokio-postgres connection string for `user` on database `postgres`, with the
+    /// password the harness set for `user` (the superuser's, the authenticator's, or one from
+    /// [`Cluster::set_password`]). Do not print it; pass it through an environment variable, not
+    /// a command line.
     pub fn url(&self, user: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
+        self.url_db(user, "postgres")
+    }
+
+    fn url_db(&self, user: &str, db: &str) -> String {
+        match self.password(user) {
+            Some(pw) => format!("postgres://{user}:{pw}@127.0.0.1:{}/{db}", self.port),
+            None => format!("postgres://{user}@127.0.0.1:{}/{db}", self.port),
+        }
     }
 
     /// A tokio-postgres connection as `user` (its connection task is spawned on the runtime).
@@ -337,14 +644,23 @@ impl Cluster {
         client
     }
 
-    /// Environment variables that point libpq tools (psql, pg_prove, pgbench) at this cluster.
+    /// Environment variables that point libpq tools (psql, pg_prove, pgbench) at this cluster:
+    /// the passwords come from `PGPASSFILE` (mode 0600); `DATABASE_URL` carries none. A
+    /// `PGPASSWORD` of the caller would take precedence over the file: remove it from the child.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("PGHOST".into(), "127.0.0.1".into()),
             ("PGPORT".into(), self.port.to_string()),
             ("PGUSER".into(), SUPERUSER.into()),
             ("PGDATABASE".into(), "postgres".into()),
-            ("DATABASE_URL".into(), self.url(SUPERUSER)),
+            (
+                "PGPASSFILE".into(),
+                self.pgpass_path().to_string_lossy().into_owned(),
+            ),
+            (
+                "DATABASE_URL".into(),
+                format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port),
+            ),
         ]
     }
 
@@ -388,12 +704,7 @@ fn make_temp_dir() -> Result<PathBuf, HarnessError> {
     }
     template.pop();
     let dir = PathBuf::from(String::from_utf8_lossy(&template).into_owned());
-    // The server user must be able to reach its data directory.
-    let mut perms = std::fs::metadata(&dir)
-        .map_err(|e| HarnessError(e.to_string()))?
-        .permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&dir, perms).map_err(|e| HarnessError(e.to_string()))?;
+    // mkdtemp made it 0700; when we are root it is handed to the server's OS user.
     Ok(dir)
 }
 
@@ -446,4 +757,46 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_leaves_the_url_for_the_environment() {
+        assert_eq!(
+            split_password("postgres://postgres:s%40c%3Aret@127.0.0.1:5432/db?sslmode=disable"),
+            (
+                "postgres://postgres@127.0.0.1:5432/db?sslmode=disable".to_string(),
+                Some("s@c:ret".to_string())
+            )
+        );
+        for unchanged in [
+            "postgres://postgres@127.0.0.1:5432/db",
+            "postgres:///db?host=/run/postgresql",
+            "host=127.0.0.1 user=postgres",
+        ] {
+            assert_eq!(split_password(unchanged), (unchanged.to_string(), None));
+        }
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    #[test]
+    fn trust_is_found_outside_comments_only() {
+        assert!(!hba_has_trust(&hba_conf()));
+        assert!(hba_has_trust("host all all 127.0.0.1/32 trust\n"));
+        assert!(hba_has_trust("local all all TRUST # old\n"));
+        assert!(!hba_has_trust(
+            "# local all all trust\nlocal all all scram-sha-256\n"
+        ));
+    }
+
+    #[test]
+    fn passwords_are_long_and_fresh() {
+        let (a, b) = (new_password(), new_password());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
 }

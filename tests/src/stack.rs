@@ -40,8 +40,8 @@ impl Stack {
             dir.join("jwt_secret"),
         );
         std::fs::write(&cert, &cert_pem).expect("cert");
-        std::fs::write(&key, &key_pem).expect("key");
-        std::fs::write(&secret_file, &secret).expect("secret");
+        cluster::write_secret(&key, &key_pem).expect("key");
+        cluster::write_secret(&secret_file, &secret).expect("secret");
         let port = cluster::free_port().expect("port");
         let log_path = dir.join("shim.log");
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -58,8 +58,8 @@ impl Stack {
             .arg(&key)
             .arg("--jwt-secret-file")
             .arg(&secret_file)
-            .arg("--database-url")
-            .arg(cluster.url("ama_authenticator"))
+            // Through the environment: the URL carries the authenticator's password.
+            .env("AMA_DATABASE_URL", cluster.url(cluster::AUTHENTICATOR))
             .args(["--log-level", "debug"])
             .args(extra)
             .stdin(Stdio::null())
