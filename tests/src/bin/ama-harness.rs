@@ -5,9 +5,11 @@
 //! ama-harness dev                                       run the whole system (the README's run command)
 //! ```
 //!
-//! `exec` exports PGHOST, PGPORT, PGUSER, PGDATABASE and DATABASE_URL to CMD, and removes the
-//! cluster afterwards whatever happens to CMD. `dev` keeps its data in `.ama/` (git-ignored), or
-//! uses `DATABASE_URL` when set, then starts the shim on https://127.0.0.1:8443.
+//! `exec` exports PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSFILE (a 0600 pgpass file with the
+//! passwords of `postgres` and `ama_authenticator`) and DATABASE_URL (without a password) to CMD,
+//! and removes the cluster afterwards whatever happens to CMD. `dev` keeps its data in `.ama/`
+//! (git-ignored), or changes the existing database named by `AMA_ADMIN_DATABASE_URL` (never by a
+//! generic `DATABASE_URL`), then starts the shim on https://127.0.0.1:8443.
 
 use ama_tests::cluster::{self, Cluster, Options};
 use ama_tests::{dev, fail};
@@ -62,6 +64,7 @@ fn exec(args: &[String]) {
     .unwrap_or_else(|e| fail(e));
     let status = Command::new(cmd)
         .args(cmd_args)
+        .env_remove("PGPASSWORD")
         .envs(cluster.env())
         .status();
     drop(cluster);
@@ -79,6 +82,11 @@ fn psql_url(url: &str, sql: &str) -> Result<String, String> {
     cluster::psql_at(Path::new("psql"), url, sql).map_err(|e| e.0)
 }
 
+/// For SQL that carries a secret: sent through psql's stdin, not its command line.
+fn psql_url_stdin(url: &str, sql: &str) -> Result<String, String> {
+    cluster::psql_at_stdin(Path::new("psql"), url, sql).map_err(|e| e.0)
+}
+
 /// Runs the whole system; returns an error line after stopping what it started.
 fn run_dev() -> Result<(), String> {
     let root = PathBuf::from(std::env::var("AMA_HOME").unwrap_or_else(|_| ".ama".into()));
@@ -88,15 +96,30 @@ fn run_dev() -> Result<(), String> {
         return Err("port 8443 on 127.0.0.1 is already in use; stop the other ama-shim (or whatever listens there) and run again".into());
     }
 
-    // Database: DATABASE_URL, or the private cluster in .ama/pg.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
+    // Database: the existing one named by AMA_ADMIN_DATABASE_URL, or the private cluster in
+    // .ama/pg. A generic DATABASE_URL is never a reason to change a database.
+    let choice = dev::choose_database(|name| std::env::var(name).ok());
+    for line in &choice.ignored {
+        eprintln!("ama-harness: {line}");
+    }
+    let (admin_url, cluster) = match choice.existing {
+        Some(url) => {
+            let target = dev::database_target(&url).ok_or_else(|| {
+                format!(
+                    "{} must look like postgres://user[:password]@host:port/db",
+                    dev::ADMIN_URL_VAR
+                )
+            })?;
+            println!(
+                "ama-harness: about to change the existing {target} ({}): CREATE EXTENSION ama_pg, ama_authenticator's password, a development user and agent token",
+                dev::ADMIN_URL_VAR
+            );
             psql_url(&url, "CREATE EXTENSION IF NOT EXISTS ama_pg").map_err(|e| {
-                format!("cannot install ama_pg through DATABASE_URL: {e} (the server needs shared_preload_libraries = 'ama_pg' and the extension files installed)")
+                format!("cannot install ama_pg through {}: {e} (the server needs shared_preload_libraries = 'ama_pg' and the extension files installed)", dev::ADMIN_URL_VAR)
             })?;
             (url, None)
         }
-        _ => {
+        None => {
             let c = Cluster::start(Options {
                 data_dir: Some(root.join("pg")),
                 port: Some(DEV_PG_PORT),
@@ -108,7 +131,7 @@ fn run_dev() -> Result<(), String> {
     };
     let password = dev::write_once(&root.join("authenticator.password"), dev::hs256_secret)
         .map_err(|e| format!("cannot write the authenticator password: {e}"))?;
-    psql_url(
+    psql_url_stdin(
         &admin_url,
         &format!(
             "ALTER ROLE ama_authenticator LOGIN PASSWORD {}",
@@ -207,7 +230,10 @@ fn authenticator_url(admin_url: &str, password: &str) -> Result<String, String> 
         .and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host)))
     {
         Some((scheme, host)) => Ok(format!("{scheme}://ama_authenticator:{password}@{host}")),
-        None => Err("DATABASE_URL must look like postgres://user[:password]@host:port/db".into()),
+        None => Err(format!(
+            "{} must look like postgres://user[:password]@host:port/db",
+            dev::ADMIN_URL_VAR
+        )),
     }
 }
 
