@@ -25,7 +25,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail)
     VALUES (event, ama._audit_actor(), subject,
-            pg_catalog.nullif(pg_catalog.current_setting('ama.client_ip', true), '')::pg_catalog.inet,
+            nullif(pg_catalog.current_setting('ama.client_ip', true), '')::pg_catalog.inet,
             coalesce(detail, '{}'))
 $$;
 

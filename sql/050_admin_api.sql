@@ -386,7 +386,10 @@ BEGIN
     PERFORM pg_catalog.set_config('ama.credential_id', '', true);
     PERFORM pg_catalog.set_config('ama.plan', coalesce((SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
                                                           WHERE a.actor_id = impersonate.actor_id), ''), true);
-    PERFORM pg_catalog.set_config('ama.claims', pg_catalog.jsonb_build_object('principal_kind', kind, 'actor_id', actor_id, 'impersonated_by', session_user)::text, true);
+    -- A visitor's claims name its one thread, as its token's do (ama._thread_for checks it).
+    PERFORM pg_catalog.set_config('ama.claims', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+        'principal_kind', kind, 'actor_id', actor_id, 'impersonated_by', session_user,
+        'thread_id', (SELECT v.thread_id FROM ama.visitors v WHERE v.visitor_actor_id = impersonate.actor_id)))::text, true);
     INSERT INTO ama.audit_log (event, actor_id, subject) VALUES ('impersonation', 'dba:' || session_user, actor_id);
     RETURN kind;
 END

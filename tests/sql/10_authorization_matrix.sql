@@ -59,12 +59,14 @@ BEGIN
 
     -- Public: two anonymous visitors write to the owner's public agent (each gets a thread and a token).
     PERFORM pg_temp.clear_context();
+    PERFORM set_config('ama.principal_kind', 'anon', true);  -- as ama.request sets it for an anonymous request
     SET LOCAL ROLE anon;
     r := ama.api_public_send('{"path": {"custom_slug": "owner-agent"}, "body": {"email": "v@example.com", "content": "hello"}}');
     RESET ROLE;
     INSERT INTO ids VALUES ('public', r ->> 'thread_id'), ('visitor_token', r ->> 'visitor_token'),
         ('visitor', (SELECT visitor_actor_id FROM ama.visitors WHERE thread_id = (r ->> 'thread_id')::uuid));
     PERFORM pg_temp.clear_context();
+    PERFORM set_config('ama.principal_kind', 'anon', true);  -- as ama.request sets it for an anonymous request
     SET LOCAL ROLE anon;
     r := ama.api_public_send('{"path": {"custom_slug": "owner-agent"}, "body": {"email": "w@example.com", "content": "hi"}}');
     RESET ROLE;
@@ -97,10 +99,11 @@ SELECT ok((SELECT val FROM ids WHERE name = 'visitor_token') ~ '^ama_vst_', 'fix
 -- ---------------------------------------------------------------------------
 CREATE TEMP TABLE contract_defaults (ttype text, who text, caps text[]);
 INSERT INTO contract_defaults VALUES
-    -- public: the owning user manages, the public agent may run, the visitor reads and sends.
+    -- public: the visitor created it and holds the creator's set (its manage covers the mode only),
+    -- the public agent may run, and the owning user manages too.
     ('public',    'owner',   '{read,send,manage}'),
     ('public',    'agent',   '{read,send,run}'),
-    ('public',    'visitor', '{read,send}'),
+    ('public',    'visitor', '{read,send,manage}'),
     -- workspace: the owner and their own agent, nobody else.
     ('workspace', 'owner',   '{read,send,manage}'),
     ('workspace', 'agent',   '{read,send,run}'),
@@ -194,8 +197,8 @@ SELECT s.sid, o.op,
             WHEN 'ama.post_message' THEN CASE WHEN s.kind = 'service' THEN 'ok' WHEN s.kind = 'anon' THEN '42501' ELSE 'AM404' END
             WHEN 'api_messages_agent_send' THEN 'AM404'
             WHEN 'run capability' THEN 'false'
-            -- anon and service_role have no UPDATE privilege on threads at all.
-            WHEN 'UPDATE threads mode' THEN CASE WHEN s.role = 'authenticated' THEN '0' ELSE '42501' END
+            -- service_role has no UPDATE privilege on threads at all; for the others RLS hides the row.
+            WHEN 'UPDATE threads mode' THEN CASE WHEN s.role IN ('authenticated', 'anon') THEN '0' ELSE '42501' END
             WHEN 'api_threads_set_mode' THEN 'AM404'
             WHEN 'set_capabilities (self to all)' THEN 'AM404'
             WHEN 'UPDATE participants caps' THEN '0'
@@ -212,13 +215,21 @@ SELECT s.sid, o.op,
             WHEN 'ama.post_message' THEN CASE WHEN 'send' = ANY (s.caps) THEN 'ok' ELSE '42501' END
             WHEN 'api_messages_agent_send' THEN CASE WHEN 'send' = ANY (s.caps) THEN 'ok' ELSE '42501' END
             WHEN 'run capability' THEN ('run' = ANY (s.caps))::text
-            WHEN 'UPDATE threads mode' THEN CASE WHEN s.role <> 'authenticated' THEN '42501'
+            -- Holders of manage change the mode, visitors included (the contract gives a public thread's creator manage).
+            WHEN 'UPDATE threads mode' THEN CASE WHEN s.role NOT IN ('authenticated', 'anon') THEN '42501'
                                                  WHEN 'manage' = ANY (s.caps) THEN '1' ELSE '0' END
-            -- Visitors (anon) cannot change a thread even if a manager granted them manage.
-            WHEN 'api_threads_set_mode' THEN CASE WHEN 'manage' = ANY (s.caps) AND s.role = 'authenticated' THEN 'ok' ELSE '42501' END
-            WHEN 'set_capabilities (self to all)' THEN CASE WHEN 'manage' = ANY (s.caps) THEN 'ok' ELSE '42501' END
-            -- Only managers change capabilities, also by direct UPDATE (a participant cannot escalate itself).
-            WHEN 'UPDATE participants caps' THEN CASE WHEN 'manage' = ANY (s.caps) THEN s.n_participants::text ELSE '42501' END
+            WHEN 'api_threads_set_mode' THEN CASE WHEN 'manage' = ANY (s.caps) THEN 'ok' ELSE '42501' END
+            -- Only user and agent managers change capabilities, and run goes only to agents that may hold it
+            -- (an agent of the manager's owner): a manager agent may give itself all four, a user never holds run,
+            -- and a visitor's manage covers the mode only.
+            -- (Writing back the caps one already holds is no change, and always allowed.)
+            WHEN 'set_capabilities (self to all)' THEN CASE WHEN s.caps @> '{read,send,run,manage}' THEN 'ok'
+                                                           WHEN 'manage' = ANY (s.caps) AND s.kind = 'agent' THEN 'ok'
+                                                           ELSE '42501' END
+            -- Setting every participant to all four gives a user run: refused, except where the only row that changes is
+            -- the manager's own agent (the workspace owner holding all four already); a non-manager cannot escalate itself.
+            WHEN 'UPDATE participants caps' THEN CASE WHEN s.ttype = 'workspace' AND s.principal = 'owner' AND s.variant = 'all four'
+                                                      THEN s.n_participants::text ELSE '42501' END
         END
     END AS outcome
   FROM scenarios s CROSS JOIN ops o;

@@ -1,5 +1,6 @@
--- The request context ends with its transaction: consecutive transactions on one connection (a
--- pooled connection) never inherit the previous request's identity. pg_prove runs this file in one
+-- The request context never outlives ama.request (its SET clauses restore every setting when it
+-- returns), and so never its transaction: consecutive transactions on one connection (a pooled
+-- connection) never inherit the previous request's identity. pg_prove runs this file in one
 -- psql session, so every top-level transaction below runs on the same connection. The only data
 -- committed is the user that ama.request provisions for the JWT; it is deleted at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -46,9 +47,9 @@ COMMIT;
 BEGIN;
 SELECT plan(22);
 SELECT is(:'t1_status'::text, '200', 'transaction 1: the JWT request succeeded');
-SELECT is(:'t1_actor'::text, 'user:' || :'uid', 'transaction 1: ama.actor_id was set inside the request''s transaction');
-SELECT is(:'t1_kind'::text, 'user', 'transaction 1: ama.principal_kind was user');
-SELECT ok(:'t1_jwt' LIKE '%' || :'uid' || '%', 'transaction 1: request.jwt.claims was set for the JWT request');
+SELECT is(coalesce(:'t1_actor'::text, ''), '', 'transaction 1: ama.actor_id is restored when ama.request returns, in the same transaction');
+SELECT is(coalesce(:'t1_kind'::text, ''), '', 'transaction 1: ama.principal_kind is restored when ama.request returns');
+SELECT is(coalesce(:'t1_jwt'::text, ''), '', 'transaction 1: request.jwt.claims is restored when ama.request returns');
 SELECT is(:'t2_actor'::text, '', 'transaction 2: ama.actor_id is empty');
 SELECT is(:'t2_kind'::text, '', 'transaction 2: ama.principal_kind is empty');
 SELECT is(:'t2_claims'::text, '', 'transaction 2: ama.claims is empty');
