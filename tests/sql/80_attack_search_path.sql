@@ -19,8 +19,8 @@
 -- PL/pgSQL compiles a function once per backend, so each attacker runs in a fresh session (\c),
 -- in a transaction that is rolled back; results come back through psql variables and are asserted
 -- in the last session, which is this file's one pgTAP transaction.
-CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
 
 -- ---------------------------------------------------------------------------
 -- Part 2 first (it prints nothing): one fresh session per attacker.

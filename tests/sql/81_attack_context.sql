@@ -13,8 +13,8 @@
 -- Live events: any role may LISTEN on ama_events, so the payload must not name the thread. pgTAP
 -- cannot read notifications (they reach the client after commit), so the payload builder is tested
 -- directly; the end-to-end tests LISTEN for real.
-CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 SELECT plan(58);
 

@@ -6,8 +6,8 @@
 --   4. learn an email from a display name;
 --   5. squat another pair's private-thread dedupe key; add another owner's agent (or a visitor) to a
 --      thread, or give it run; and a visitor using the manage it holds on its own thread.
-CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 SELECT plan(69);
 

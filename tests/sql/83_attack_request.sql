@@ -8,8 +8,8 @@
 --   6. Creating a thread does not reveal whether a user id exists.
 -- Rate-limit decisions survive ROLLBACK, so every key here (IPs, users) is fresh for the run or
 -- reserved to this file.
-CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 SELECT plan(79);
 

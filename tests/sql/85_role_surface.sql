@@ -5,8 +5,8 @@
 -- function fails this file until the matrix is updated (privileges inherited through role
 -- membership count: ama_admin is a member of the three request roles; the service login inherits
 -- ama_service; anon, authenticated, service_role and ama_authenticator are NOINHERIT).
-CREATE EXTENSION IF NOT EXISTS pgtap;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
 SELECT plan(14);
 
