@@ -9,7 +9,7 @@
 -- Creates each role only when it is missing; attributes of existing roles are left alone.
 DO $roles$
 DECLARE
-    r record;
+    r pg_catalog.record;
 BEGIN
     FOR r IN SELECT * FROM (VALUES
         ('anon',              'NOLOGIN NOINHERIT'),

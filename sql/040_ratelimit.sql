@@ -125,7 +125,7 @@ RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    d record;
+    d pg_catalog.record;
 BEGIN
     SELECT * INTO d FROM ama._rate_limit_raw(policy, key, NULL, 1);
     IF NOT d.allowed THEN
@@ -142,7 +142,7 @@ RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    d record;
+    d pg_catalog.record;
 BEGIN
     SELECT * INTO d FROM ama.rate_limit(policy, key, plan, 1);
     IF NOT d.allowed THEN

@@ -35,8 +35,8 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    plan text;
-    cap integer;
+    plan pg_catalog.text;
+    cap pg_catalog.int4;
 BEGIN
     -- Users issue tokens for themselves; DBAs and bulk loads without a user context are not capped.
     IF ama.principal_kind() IS DISTINCT FROM 'user' THEN

@@ -27,7 +27,7 @@ CREATE FUNCTION ama.parse_actor_id(value text, kind text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    id uuid;
+    id pg_catalog.uuid;
 BEGIN
     IF value IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = format('%s actor id must not be NULL', kind);
@@ -138,9 +138,9 @@ RETURNS TABLE (token_id uuid, raw_token text, token_prefix text, agent_display_n
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    me uuid := ama.uid();
-    agent text := ama.parse_actor_id(issue_agent_token.agent_actor_id, 'agent');
-    t record;
+    me pg_catalog.uuid := ama.uid();
+    agent pg_catalog.text := ama.parse_actor_id(issue_agent_token.agent_actor_id, 'agent');
+    t pg_catalog.record;
     row ama.agent_tokens;
 BEGIN
     IF me IS NULL THEN
@@ -186,7 +186,7 @@ CREATE FUNCTION ama.revoke_agent_token(token_id uuid) RETURNS timestamptz
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    at timestamptz;
+    at pg_catalog.timestamptz;
 BEGIN
     IF token_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'token_id must not be NULL';
@@ -230,7 +230,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t record;
+    t pg_catalog.record;
     k ama.internal_keys;
 BEGIN
     IF name IS NULL THEN
@@ -257,7 +257,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    id uuid;
+    id pg_catalog.uuid;
 BEGIN
     UPDATE ama.internal_keys i SET revoked_at = now()
      WHERE i.name = revoke_internal_key.name AND i.revoked_at IS NULL RETURNING i.key_id INTO id;
@@ -284,8 +284,8 @@ CREATE FUNCTION ama.set_capabilities(thread_id uuid, actor_id text, capabilities
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    caps text[] := ama.canonical_capabilities(capabilities);
-    mine text[];
+    caps pg_catalog.text[] := ama.canonical_capabilities(capabilities);
+    mine pg_catalog.text[];
 BEGIN
     IF thread_id IS NULL OR actor_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'thread_id and actor_id must not be NULL';
@@ -332,7 +332,7 @@ CREATE FUNCTION ama.allow_agent(thread_id uuid, agent_actor_id text) RETURNS boo
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    agent text := ama.parse_actor_id(allow_agent.agent_actor_id, 'agent');
+    agent pg_catalog.text := ama.parse_actor_id(allow_agent.agent_actor_id, 'agent');
 BEGIN
     IF thread_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'thread_id must not be NULL';
@@ -368,7 +368,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    kind text;
+    kind pg_catalog.text;
 BEGIN
     IF actor_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'actor_id must not be NULL';

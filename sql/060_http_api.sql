@@ -32,7 +32,7 @@ CREATE FUNCTION ama._check_fields(body jsonb, required text[], optional text[]) 
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    k text;
+    k pg_catalog.text;
 BEGIN
     FOR k IN SELECT jsonb_object_keys(body) LOOP
         IF NOT (k = ANY (required) OR k = ANY (optional)) THEN
@@ -52,7 +52,7 @@ CREATE FUNCTION ama._text(body jsonb, field text, max_chars integer, min_chars i
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    v text;
+    v pg_catalog.text;
 BEGIN
     IF body IS NULL OR NOT body ? field OR jsonb_typeof(body -> field) = 'null' THEN
         RETURN NULL;
@@ -89,8 +89,8 @@ CREATE FUNCTION ama._int(value jsonb, field text, min_value bigint, max_value bi
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    s text;
-    n bigint;
+    s pg_catalog.text;
+    n pg_catalog.int8;
 BEGIN
     IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
         RETURN NULL;
@@ -126,8 +126,8 @@ CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
-    caps text[];
+    id pg_catalog.uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
+    caps pg_catalog.text[];
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = id)
        OR (ama.principal_kind() = 'visitor' AND id IS DISTINCT FROM (ama.claims() ->> 'thread_id')::uuid) THEN
@@ -186,7 +186,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    key text;
+    key pg_catalog.text;
 BEGIN
     SELECT pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(
                pg_catalog.array_to_string(ARRAY(SELECT p.actor_id FROM ama.participants p
@@ -271,11 +271,11 @@ RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    me text := ama.actor_id();
-    kind text := ama.principal_kind();
+    me pg_catalog.text := ama.actor_id();
+    kind pg_catalog.text := ama.principal_kind();
     m ama.messages;
-    mid uuid;
-    replay boolean := false;
+    mid pg_catalog.uuid;
+    replay pg_catalog.bool := false;
 BEGIN
     IF content IS NULL OR char_length(content) < 1 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'content: must be 1 to 5000 characters';
@@ -373,7 +373,7 @@ CREATE FUNCTION ama._mode(body jsonb, required boolean) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    v text := ama._text(body, 'participation_mode', 32);
+    v pg_catalog.text := ama._text(body, 'participation_mode', 32);
 BEGIN
     IF v IS NULL AND required THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'participation_mode: required field is missing';
@@ -390,15 +390,15 @@ CREATE FUNCTION ama.api_threads_create(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    me text := ama.actor_id();
-    targets uuid[];
-    members text[];
-    key text;
-    id uuid;
-    created boolean := false;
-    mode text;
-    initial text;
+    body pg_catalog.jsonb := ama._body(args);
+    me pg_catalog.text := ama.actor_id();
+    targets pg_catalog.uuid[];
+    members pg_catalog.text[];
+    key pg_catalog.text;
+    id pg_catalog.uuid;
+    created pg_catalog.bool := false;
+    mode pg_catalog.text;
+    initial pg_catalog.text;
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['target_user_ids'], ARRAY['participation_mode', 'initial_message']);
     IF jsonb_typeof(body -> 'target_user_ids') <> 'array' OR jsonb_array_length(body -> 'target_user_ids') NOT BETWEEN 1 AND 50 THEN
@@ -451,14 +451,14 @@ CREATE FUNCTION ama.api_threads_list(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 AS $$
 DECLARE
-    q jsonb := coalesce(args -> 'query', '{}');
-    lim integer := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
-    cur text := q ->> 'cursor';
-    cur_at timestamptz;
-    cur_id uuid;
-    rows jsonb;
-    last record;
-    n integer;
+    q pg_catalog.jsonb := coalesce(args -> 'query', '{}');
+    lim pg_catalog.int4 := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
+    cur pg_catalog.text := q ->> 'cursor';
+    cur_at pg_catalog.timestamptz;
+    cur_id pg_catalog.uuid;
+    rows pg_catalog.jsonb;
+    last pg_catalog.record;
+    n pg_catalog.int4;
 BEGIN
     IF cur IS NOT NULL THEN
         BEGIN
@@ -506,9 +506,9 @@ CREATE FUNCTION ama.api_threads_set_mode(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    id uuid := ama._thread_for(args, 'manage');
-    mode text;
+    body pg_catalog.jsonb := ama._body(args);
+    id pg_catalog.uuid := ama._thread_for(args, 'manage');
+    mode pg_catalog.text;
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['participation_mode'], '{}');
     mode := ama._mode(body, true);
@@ -522,8 +522,8 @@ CREATE FUNCTION ama.api_messages_send(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    id uuid;
+    body pg_catalog.jsonb := ama._body(args);
+    id pg_catalog.uuid;
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['content'], ARRAY['client_message_id', 'mentions', 'metadata']);
     id := ama._thread_for(args, 'send');
@@ -537,8 +537,8 @@ CREATE FUNCTION ama.api_messages_agent_send(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    id uuid;
+    body pg_catalog.jsonb := ama._body(args);
+    id pg_catalog.uuid;
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['content'],
         ARRAY['client_message_id', 'mentions', 'metadata', 'base_seq', 'latest_seen_seq']);
@@ -555,14 +555,14 @@ CREATE FUNCTION ama.api_events_poll(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    q jsonb := coalesce(args -> 'query', '{}');
-    id uuid := ama._thread_for(args, 'read');
-    after bigint := coalesce(ama._int(q -> 'after_seq', 'after_seq', 0, 9223372036854775806),
+    q pg_catalog.jsonb := coalesce(args -> 'query', '{}');
+    id pg_catalog.uuid := ama._thread_for(args, 'read');
+    after pg_catalog.int8 := coalesce(ama._int(q -> 'after_seq', 'after_seq', 0, 9223372036854775806),
                              ama._int(q -> 'last_thread_seq', 'last_thread_seq', 0, 9223372036854775806), 0);
-    lim integer := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
-    events jsonb;
-    n integer;
-    top bigint;
+    lim pg_catalog.int4 := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
+    events pg_catalog.jsonb;
+    n pg_catalog.int4;
+    top pg_catalog.int8;
 BEGIN
     SELECT coalesce(jsonb_agg(ama._message_json(m) ORDER BY m.thread_seq) FILTER (WHERE rn <= lim), '[]'),
            count(*), max(m.thread_seq) FILTER (WHERE rn <= lim)
@@ -596,9 +596,9 @@ CREATE FUNCTION ama.api_tokens_create(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    t record;
-    expires timestamptz;
+    body pg_catalog.jsonb := ama._body(args);
+    t pg_catalog.record;
+    expires pg_catalog.timestamptz;
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['agent_actor_id'], ARRAY['agent_display_name', 'expires_at']);
     BEGIN
@@ -645,8 +645,8 @@ CREATE FUNCTION ama.api_tokens_revoke(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    id uuid := ama._uuid(args -> 'path' -> 'token_id', 'token_id');
-    at timestamptz := ama.revoke_agent_token(id);
+    id pg_catalog.uuid := ama._uuid(args -> 'path' -> 'token_id', 'token_id');
+    at pg_catalog.timestamptz := ama.revoke_agent_token(id);
 BEGIN
     RETURN jsonb_build_object('token_id', id, 'revoked', true,
         'revoked_at', ama._ts(at));
@@ -692,12 +692,12 @@ CREATE FUNCTION ama.api_agent_put(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    me uuid := ama.uid();
-    agent text;
+    body pg_catalog.jsonb := ama._body(args);
+    me pg_catalog.uuid := ama.uid();
+    agent pg_catalog.text;
     p ama.agent_profiles;
-    slug text;
-    ws uuid;
+    slug pg_catalog.text;
+    ws pg_catalog.uuid;
 BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'only a signed-in user has an agent profile';
@@ -787,19 +787,19 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    slug text := args -> 'path' ->> 'custom_slug';
-    kind text := pg_catalog.current_setting('ama.principal_kind', true);
+    body pg_catalog.jsonb := ama._body(args);
+    slug pg_catalog.text := args -> 'path' ->> 'custom_slug';
+    kind pg_catalog.text := pg_catalog.current_setting('ama.principal_kind', true);
     prof ama.agent_profiles;
-    email text;
-    ehash bytea;
+    email pg_catalog.text;
+    ehash pg_catalog.bytea;
     v ama.visitors;
-    visitor text;
-    tok record;
-    first_contact boolean := false;
-    result jsonb;
-    cmid text;
-    content text;
+    visitor pg_catalog.text;
+    tok pg_catalog.record;
+    first_contact pg_catalog.bool := false;
+    result pg_catalog.jsonb;
+    cmid pg_catalog.text;
+    content pg_catalog.text;
 BEGIN
     -- The request context is set only by ama.request (or a DBA's ama.impersonate): a direct call would skip the per-IP limit.
     IF kind IS NULL OR kind NOT IN ('anon', 'visitor') THEN
@@ -868,8 +868,8 @@ CREATE FUNCTION ama.api_internal_users_put(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    id uuid := ama._uuid(args -> 'path' -> 'user_id', 'user_id');
+    body pg_catalog.jsonb := ama._body(args);
+    id pg_catalog.uuid := ama._uuid(args -> 'path' -> 'user_id', 'user_id');
     u ama.users;
 BEGIN
     PERFORM ama._check_fields(body, '{}', ARRAY['email', 'display_name', 'plan']);
@@ -885,8 +885,8 @@ CREATE FUNCTION ama.api_internal_system_message(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    body jsonb := ama._body(args);
-    id uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
+    body pg_catalog.jsonb := ama._body(args);
+    id pg_catalog.uuid := ama._uuid(args -> 'path' -> 'thread_id', 'thread_id');
 BEGIN
     PERFORM ama._check_fields(body, ARRAY['content'], ARRAY['client_message_id', 'metadata']);
     RETURN ama.post_message(id, ama._text(body, 'content', 5000, 1), ama._text(body, 'client_message_id', 200, 1),

@@ -26,11 +26,11 @@ SET ama.plan = ''
 SET request.jwt.claims = ''
 AS $$
 DECLARE
-    pre jsonb := ama._request_begin(route, credential_kind, credential, claims, client_ip);
-    result jsonb;
-    state text;
-    msg text;
-    http record;
+    pre pg_catalog.jsonb := ama._request_begin(route, credential_kind, credential, claims, client_ip);
+    result pg_catalog.jsonb;
+    state pg_catalog.text;
+    msg pg_catalog.text;
+    http pg_catalog.record;
 BEGIN
     IF pre ? 'body' THEN
         RETURN pre;

@@ -8,7 +8,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 -- 1. Row-level security: enabled AND forced on every table of schema ama.
 SELECT isnt_empty(
@@ -116,6 +116,16 @@ SELECT is_empty(
        WHERE p.pronamespace = 'ama'::regnamespace AND p.prosecdef
          AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
     'every SECURITY DEFINER function in ama (C ones included) sets search_path = pg_catalog, pg_temp');
+-- PL/pgSQL resolves the types of declared variables once per backend, with the search_path of the
+-- first call: an invoker function first called by an attacker with a planted pg_temp type keeps it,
+-- even when a SECURITY DEFINER function calls it later. So every declared type is schema-qualified
+-- (the SQL keywords integer, bigint, boolean, smallint always mean pg_catalog's types).
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+       WHERE p.pronamespace = 'ama'::regnamespace AND l.lanname = 'plpgsql'
+         AND substring(p.prosrc from '\mDECLARE\M(.*?)\mBEGIN\M')
+             ~* '(?n)^\s*\w+\s+(constant\s+)?(text|uuid|jsonb|json|bytea|record|inet|timestamptz|timestamp|numeric|interval|regproc|regprocedure|oid|int4|int8|int2|bool|varchar)\M'$$,
+    'every variable declared in an ama PL/pgSQL function has a schema-qualified type');
 
 -- 4. The authenticator: not superuser, not owner, no BYPASSRLS, NOINHERIT; request roles are plain.
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'ama_authenticator'), false, 'ama_authenticator is not superuser');
