@@ -7,7 +7,7 @@ PG_CONFIG="${AMA_PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}"
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
   libtap-parser-sourcehandler-pgtap-perl postgresql-client-$PG_MAJOR
-  clang libclang-dev pkg-config build-essential ca-certificates openssl curl sudo
+  clang libclang-dev pkg-config build-essential ca-certificates openssl curl sudo iproute2
 )
 
 die() { echo "ama: $*" >&2; exit 1; }
@@ -81,11 +81,24 @@ run_system() {
   AMA_SHIM_BIN=target/release/ama-shim exec target/release/ama-harness dev
 }
 
+# pgrx's #[pg_test] cluster trusts every connection on localhost (its client sends no password),
+# so as root it runs in a network namespace of its own, where no other user of the machine can
+# reach its port; its socket directory is private too (pg_test_dir). Without unshare it runs as is.
+pg_test_isolated() {
+  if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null 2>&1 && unshare --net true 2>/dev/null; then
+    cargo fetch --quiet || die "cargo fetch failed"
+    unshare --net sh -c 'ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null; exec "$@"' sh "$@"
+  else
+    echo "ama: note: the #[pg_test] cluster runs outside a network namespace (needs root and unshare)" >&2
+    "$@"
+  fi
+}
+
 # A directory for pgrx's #[pg_test] cluster, owned by the postgres OS user that runs it.
 pg_test_dir() {
   local d
   d=$(mktemp -d /tmp/ama-pgrx-test-XXXXXX)
-  chmod 755 "$d"
+  chmod 700 "$d"
   as_root chown postgres: "$d"
   echo "$d"
 }
@@ -101,7 +114,7 @@ run_tests() {
   # --runas: pgrx copies the test build with sudo and runs the server as the postgres OS user,
   # which works the same for root and for a user with sudo.
   unlink_installed_library
-  cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
+  pg_test_isolated cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
 
   # pg_test installed a test build; the other layers need the real one.
   install_extension

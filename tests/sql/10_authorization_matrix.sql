@@ -83,7 +83,7 @@ SELECT val::uuid, 'service:fixture', 'system', 'fixture' FROM ids WHERE name IN 
 SELECT plan(
       4                                   -- fixture sanity
     + 8                                   -- contract defaults, one per participant
-    + 59 * 13                             -- the matrix: 59 scenarios x 13 operations
+    + 59 * 15                             -- the matrix: 59 scenarios x 15 operations
     + 1                                   -- matrix completeness
     + 40                                  -- shim path through ama.request
 );
@@ -176,7 +176,12 @@ INSERT INTO ops VALUES
     ('api_threads_set_mode',    'query', $q$SELECT 'ok' FROM ama.api_threads_set_mode(jsonb_build_object(
                                              'path', jsonb_build_object('thread_id', %1$L), 'body', jsonb_build_object('participation_mode', 'invocation_only')))$q$),
     ('set_capabilities (self to all)', 'query', $q$SELECT 'ok' FROM ama.set_capabilities(%1$L::uuid, coalesce(ama.actor_id(), %2$L), ARRAY['read', 'send', 'run', 'manage'])$q$),
-    ('UPDATE participants caps', 'exec', $q$UPDATE ama.participants SET capabilities = '{read,send,run,manage}' WHERE thread_id = %1$L$q$);
+    ('UPDATE participants caps', 'exec', $q$UPDATE ama.participants SET capabilities = '{read,send,run,manage}' WHERE thread_id = %1$L$q$),
+    -- The raw-SQL gaps: another owner's agent added by a manager, and a squatted private dedupe key.
+    ('INSERT another owner''s agent', 'exec', $q$INSERT INTO ama.participants (thread_id, actor_id, participant_kind, capabilities)
+                                                VALUES (%1$L, 'agent:b0000000-0000-4000-8000-00000000000b', 'agent', '{read,send}')$q$),
+    ('INSERT thread with a dedupe key', 'exec', $q$INSERT INTO ama.threads (thread_type, created_by, participant_key)
+                                                  VALUES ('private', coalesce(ama.actor_id(), %2$L), 'squatted')$q$);
 
 -- ---------------------------------------------------------------------------
 -- The expected outcome of every cell, as rules a reader can check against the contract.
@@ -202,6 +207,9 @@ SELECT s.sid, o.op,
             WHEN 'api_threads_set_mode' THEN 'AM404'
             WHEN 'set_capabilities (self to all)' THEN 'AM404'
             WHEN 'UPDATE participants caps' THEN '0'
+            -- Nobody adds another owner's agent without that owner's allowance, or chooses a dedupe key.
+            WHEN 'INSERT another owner''s agent' THEN '42501'
+            WHEN 'INSERT thread with a dedupe key' THEN '42501'
         END
     ELSE
         -- A participant: sees the thread and its co-participants; everything else follows its capabilities.
@@ -230,6 +238,8 @@ SELECT s.sid, o.op,
             -- the manager's own agent (the workspace owner holding all four already); a non-manager cannot escalate itself.
             WHEN 'UPDATE participants caps' THEN CASE WHEN s.ttype = 'workspace' AND s.principal = 'owner' AND s.variant = 'all four'
                                                       THEN s.n_participants::text ELSE '42501' END
+            WHEN 'INSERT another owner''s agent' THEN '42501'
+            WHEN 'INSERT thread with a dedupe key' THEN '42501'
         END
     END AS outcome
   FROM scenarios s CROSS JOIN ops o;

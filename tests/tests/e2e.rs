@@ -725,7 +725,9 @@ async fn visitors_and_internal_services() {
         .to_string();
     assert!(vtoken.starts_with("ama_vst_"));
     let vthread = first.json()["thread_id"].as_str().unwrap().to_string();
-    let second = s
+    // An email is not a credential: the same address without the token learns nothing and
+    // writes nothing (409); with the thread's visitor token the conversation goes on.
+    let by_email = s
         .client
         .json(
             "POST",
@@ -734,10 +736,24 @@ async fn visitors_and_internal_services() {
             &json!({"email": "V@example.org", "content": "again"}),
         )
         .await;
+    assert_eq!(by_email.status, 409, "{:?}", by_email.json());
+    assert_eq!(by_email.json()["code"], "CONFLICT");
+    assert!(by_email.json()["request_id"].is_string());
+    assert!(by_email.json().get("thread_id").is_none());
+    let second = s
+        .client
+        .json(
+            "POST",
+            "/api/v1/public/agents/helpful-bot/messages",
+            Some(&vtoken),
+            &json!({"content": "again"}),
+        )
+        .await;
+    assert_eq!(second.status, 200, "{:?}", second.json());
     assert_eq!(
         second.json()["thread_id"].as_str().unwrap(),
         vthread,
-        "resumed by email"
+        "resumed with the visitor token"
     );
     assert!(second.json().get("visitor_token").is_none());
     let r = s
