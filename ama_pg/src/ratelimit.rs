@@ -23,11 +23,11 @@ use crate::{errors, gucs, rawfn, v1_function};
 /// Slots per group (one probe sequence). Sixteen ways keep live keys from being evicted until the
 /// ledger is nearly full.
 const GROUP: usize = 16;
-/// Display bytes kept per key.
-const KEY_BYTES: usize = 40;
+/// Display bytes kept per key (an IPv6 address with its credential kind, or `sql:tok:<uuid>`, fits).
+const KEY_BYTES: usize = 56;
 /// Policies with counters (policy ids are 1..MAX_POLICIES).
 pub const MAX_POLICIES: usize = 256;
-const MAGIC: u64 = 0x616d_615f_726c_0002;
+const MAGIC: u64 = 0x616d_615f_726c_0003;
 
 /// A slot's detail, read only once its fingerprint matched (or to claim the slot).
 #[repr(C)]
