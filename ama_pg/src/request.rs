@@ -263,7 +263,7 @@ fn anon_principal(ip: &str) -> Principal {
 
 /// Counts a failed authentication against (client IP, credential kind) and answers 401, or 429
 /// once that pair is over its limit. Past the limit nothing is written but the counter.
-fn auth_failure(route_name: &str, kind: &str, ip: &str) -> JsonB {
+fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
     let Some(fp) = ratelimit::policy(AUTH_FAILURE_POLICY) else {
         audit(
             "auth_failed",
@@ -274,7 +274,7 @@ fn auth_failure(route_name: &str, kind: &str, ip: &str) -> JsonB {
         );
         return envelope(401, "UNAUTHORIZED", GENERIC_401, Value::Null);
     };
-    let d = ratelimit::decide(fp.id, &fp.base, &auth_failure_key(ip, kind), 1, true).decision;
+    let d = ratelimit::decide(fp.id, &fp.base, &auth_failure_key(scope, kind), 1, true).decision;
     if !d.allowed {
         return envelope(
             429,
@@ -336,21 +336,25 @@ fn request_begin(
             )
         );
     };
-    let ip = client_ip
-        .and_then(|s| {
-            s.0.split('/')
-                .next()
-                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-        })
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".to_string());
+    let addr = client_ip.and_then(|s| {
+        s.0.split('/')
+            .next()
+            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+    });
+    // The exact address for the audit log and the context; per-IP limits count an IPv6 client
+    // by its /64 (it can choose any address in it).
+    let ip = addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let scope = addr.map_or_else(
+        || "unknown".to_string(),
+        |a| ama_core::net::limit_scope(a).to_string(),
+    );
 
     // Authentication. A credential that verifies is always served: failures are counted per
     // (client IP, credential kind), and only further failing attempts of that kind from that
     // address are refused, so one guesser behind a NAT cannot lock its neighbours out.
     let kind = credential_kind.unwrap_or("none");
     let principal = if kind == "none" {
-        anon_principal(&ip)
+        anon_principal(&scope)
     } else {
         let authenticated = match (kind, credential, claims) {
             ("jwt", _, Some(JsonB(c))) => user_principal(c),
@@ -360,7 +364,7 @@ fn request_begin(
             _ => None,
         };
         let Some(p) = authenticated else {
-            return auth_failure(route_name, kind, &ip);
+            return auth_failure(route_name, kind, &ip, &scope);
         };
         p
     };
@@ -398,8 +402,8 @@ fn request_begin(
     if let Some(pname) = &rt.policy {
         if let Some(p) = ratelimit::policy(pname) {
             let key = match p.key_kind.as_str() {
-                "ip" => format!("ip:{ip}"),
-                "ip_kind" => auth_failure_key(&ip, principal.kind),
+                "ip" => format!("ip:{scope}"),
+                "ip_kind" => auth_failure_key(&scope, principal.kind),
                 "user" => principal
                     .user_key
                     .clone()

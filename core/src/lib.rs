@@ -7,4 +7,5 @@ pub mod caps;
 pub mod errors;
 pub mod events;
 pub mod gcra;
+pub mod net;
 pub mod token;
