@@ -13,7 +13,7 @@ BEGIN; DO $$ BEGIN SET LOCAL ROLE service_role; PERFORM ama.rate_limit('tap_roll
 BEGIN; DO $$ BEGIN SET LOCAL ROLE service_role; PERFORM ama.rate_limit('tap_rollback', current_setting('tap.key')); END $$; ROLLBACK;
 
 BEGIN;
-SELECT plan(30);
+SELECT plan(33);
 
 -- A third decision in a rolled-back subtransaction; then the fourth must be denied.
 CREATE TEMP TABLE decisions (n int, allowed boolean);
@@ -111,7 +111,23 @@ SELECT is(ama.request('events.poll', 'agent', 'ama_eat_' || repeat('0', 40), NUL
 SELECT is(ama.request('threads.list', 'jwt', NULL, '{"sub": "not-a-uuid", "aud": "authenticated"}',
                       '203.0.113.60', '{}') ->> 'status', '401',
           'failures count per credential kind: a failing JWT from the same IP is still 401');
+-- An IPv6 client can pick any address in its /64: failures count per /64.
+DO $$
+BEGIN
+    FOR i IN 1..10 LOOP
+        PERFORM ama.request('events.poll', 'agent', 'ama_eat_' || repeat('0', 40), NULL, ('2001:db8:60:1::' || i)::inet,
+                            '{"path": {"thread_id": "60000000-0000-4000-8000-000000000001"}}');
+    END LOOP;
+END $$;
+SELECT is(ama.request('events.poll', 'agent', 'ama_eat_' || repeat('0', 40), NULL, '2001:db8:60:1:ffff::1',
+                      '{"path": {"thread_id": "60000000-0000-4000-8000-000000000001"}}') ->> 'status', '429',
+          'ten failures from ten addresses of one IPv6 /64: the next address of that /64 gets 429');
+SELECT is(ama.request('events.poll', 'agent', 'ama_eat_' || repeat('0', 40), NULL, '2001:db8:60:2::1',
+                      '{"path": {"thread_id": "60000000-0000-4000-8000-000000000001"}}') ->> 'status', '401',
+          'another /64 is another client (401)');
 RESET ROLE;
+SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'auth_failed' AND client_ip = '2001:db8:60:1::1'),
+          'the audit log keeps the exact IPv6 address');
 SELECT ok(EXISTS (SELECT 1 FROM ama.audit_log WHERE event = 'auth_failed' AND client_ip = '203.0.113.60'),
           'failed attempts are audited with the client IP');
 
@@ -121,3 +137,4 @@ ROLLBACK;
 -- Cleanup: the committed test policy and the IP bucket.
 DELETE FROM ama.rate_policies WHERE name = 'tap_rollback';
 SELECT ama.rate_limit_reset('auth_failures', 'ip:203.0.113.60|agent') AS reset \gset
+SELECT ama.rate_limit_reset('auth_failures', 'ip:2001:db8:60:1::|agent') AS reset6 \gset
