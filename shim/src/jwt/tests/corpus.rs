@@ -453,6 +453,7 @@ fn cases(fx: &Fx) -> Vec<Case> {
     r("crit with an unknown extension", Hs, hs_hdr(r#"{"alg":"HS256","crit":["http://example.invalid/ext"],"http://example.invalid/ext":true}"#, &c()), No(BadSignature));
     r("crit naming a registered claim", Hs, hs_hdr(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#, &c()), No(BadSignature));
     r("crit empty", Hs, hs_hdr(r#"{"alg":"HS256","crit":[]}"#, &c()), No(BadSignature));
+    r("crit null (read as absent: it lists no extension)", Hs, hs_hdr(r#"{"alg":"HS256","crit":null}"#, &c()), Yes(SUB));
     r("crit not an array", Hs, hs_hdr(r#"{"alg":"HS256","crit":"x"}"#, &c()), No(Malformed));
     r("crit b64 listed twice", Hs, hs_hdr(r#"{"alg":"HS256","crit":["b64","b64"],"b64":true}"#, &c()), No(BadSignature));
     r("b64 false (unencoded payload, RFC 7797)", Hs, hs_hdr(r#"{"alg":"HS256","crit":["b64"],"b64":false}"#, &c()), No(BadSignature));
