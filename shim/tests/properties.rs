@@ -463,49 +463,25 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Configuration: TOML file and flags
 
-const KEYS: &[&str] = &[
-    "listen",
-    "tls_cert",
-    "tls_key",
-    "database_url",
-    "pool_size",
-    "pool_timeout_ms",
-    "db_connect_timeout_ms",
-    "db_statement_timeout_ms",
-    "jwt_secret",
-    "jwt_secret_file",
-    "jwks_file",
-    "jwks_url",
-    "jwks_refresh_secs",
-    "jwks_cooldown_secs",
-    "jwt_issuer",
-    "jwt_audience",
-    "jwt_max_lifetime_secs",
-    "jwt_cache_size",
-    "trusted_proxies",
-    "body_limit",
-    "max_header_bytes",
-    "max_headers",
-    "header_read_timeout_ms",
-    "request_timeout_ms",
-    "max_connections",
-    "shutdown_timeout_ms",
-    "sse_heartbeat_secs",
-    "sse_recheck_secs",
-    "log_format",
-    "log_level",
-    "unknown_key",
-];
+/// The TOML keys and flags to generate, read from the flag definitions themselves (so a new
+/// option is covered without touching this file), plus one unknown key. Not `config` (not a
+/// file key) nor `jwt_secret_file`, which names a file that is read at once (random paths could
+/// name a device); `secret_files_are_read_and_checked` covers it.
+fn keys() -> Vec<String> {
+    use clap::CommandFactory;
+    let mut k: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .filter(|l| !matches!(*l, "config" | "jwt-secret-file" | "help" | "version"))
+        .map(|l| l.replace('-', "_"))
+        .collect();
+    assert!(k.len() >= 30, "flags: {k:?}");
+    k.push("unknown_key".into());
+    k
+}
 
-/// The keys generated below: all but `jwt_secret_file`, which names a file that is read (random
-/// paths could name a device); `secret_files_are_read_and_checked` covers it.
-fn key() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(
-        KEYS.iter()
-            .copied()
-            .filter(|k| *k != "jwt_secret_file")
-            .collect::<Vec<_>>(),
-    )
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(keys())
 }
 
 /// A TOML value literal of some type, often of the right one.
@@ -556,6 +532,7 @@ fn check_config(c: &Config) -> Result<(), TestCaseError> {
     prop_assert!((1..=1_000_000).contains(&c.max_connections));
     prop_assert!(c.max_header_bytes >= 8192);
     prop_assert!(c.max_headers >= 1);
+    prop_assert!(c.auth_failure_limit >= 1 && c.shim_endpoint_limit >= 1 && c.limiter_keys >= 1);
     prop_assert!(c.jwks_refresh.as_secs() >= 1);
     prop_assert!(c.sse_heartbeat.as_secs() >= 1 && c.sse_recheck.as_secs() >= 1);
     prop_assert!(c.jwt_secret.as_ref().is_none_or(|s| !s.0.is_empty()));
