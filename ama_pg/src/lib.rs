@@ -64,11 +64,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/050_admin_api.sql",
     name = "admin_api",
-    requires = [
-        "audit_sql",
-        credentials::token_new,
-        credentials::token_hash
-    ]
+    requires = ["audit_sql", credentials::token_new, credentials::token_hash]
 );
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",

@@ -26,7 +26,10 @@ async fn call(
     auth: Option<(&str, &str)>,
     body: Option<&Value>,
 ) -> Response {
-    let mut headers = vec![("x-forwarded-for", ip), ("content-type", "application/json")];
+    let mut headers = vec![
+        ("x-forwarded-for", ip),
+        ("content-type", "application/json"),
+    ];
     if let Some(a) = auth {
         headers.push(a);
     }
@@ -79,12 +82,28 @@ async fn failed_authentication_never_locks_valid_credentials_out() {
     let bearer = format!("Bearer {unknown}");
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        let r = call(&s, "GET", &events, nat, Some(("authorization", &bearer)), None).await;
+        let r = call(
+            &s,
+            "GET",
+            &events,
+            nat,
+            Some(("authorization", &bearer)),
+            None,
+        )
+        .await;
         statuses.push(r.status);
     }
     assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
     assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
-    let r = call(&s, "GET", &events, nat, Some(("authorization", &bearer)), None).await;
+    let r = call(
+        &s,
+        "GET",
+        &events,
+        nat,
+        Some(("authorization", &bearer)),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 429);
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.json()["code"], "RATE_LIMITED");
@@ -163,7 +182,10 @@ async fn a_downgrade_takes_effect_on_the_next_request() {
     assert_eq!(r.status, 200, "{:?}", r.json());
     let public = "/api/v1/public/agents/downgrade-bot/messages";
     let first = json!({"email": "v@example.org", "content": "hi"});
-    assert_eq!(s.client.json("POST", public, None, &first).await.status, 200);
+    assert_eq!(
+        s.client.json("POST", public, None, &first).await.status,
+        200
+    );
     let events = format!("/api/v1/chat/threads/{thread}/events");
     assert_eq!(s.client.get(&events, Some(&agent)).await.status, 200);
 
@@ -245,7 +267,9 @@ async fn listeners_without_the_key_learn_nothing_and_streams_still_wake() {
             }
         }
     });
-    eve.batch_execute("LISTEN ama_events").await.expect("LISTEN");
+    eve.batch_execute("LISTEN ama_events")
+        .await
+        .expect("LISTEN");
     assert!(
         eve.query_one("SELECT ama.events_key()", &[]).await.is_err(),
         "only the shim's role may read the key"
