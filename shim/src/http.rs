@@ -344,7 +344,7 @@ where
                 Target::Metrics => "metrics",
                 _ => "openapi",
             };
-            let verdict = app.limits.endpoints.hit(&ip);
+            let verdict = app.limits.endpoint(ip);
             if !verdict.allowed() {
                 return limited_response(app, &verdict, "too many requests", rid);
             }
@@ -459,10 +459,10 @@ fn limited_response(app: &App, verdict: &Verdict, message: &str, rid: &str) -> R
 }
 
 /// A credential the shim refused by itself. The failure is counted against (client IP,
-/// credential kind) only now, after the check failed, so a credential that verifies never
-/// meets this limit: the generic 401 up to the limit, then 429.
+/// credential kind), an IPv6 client by its /64, only now, after the check failed, so a credential
+/// that verifies never meets this limit: the generic 401 up to the limit, then 429.
 fn refused(app: &App, ip: IpAddr, kind: &'static str, rid: &str) -> Response<Body> {
-    let verdict = app.limits.auth_failures.hit(&(ip, kind));
+    let verdict = app.limits.auth_failure(ip, kind);
     if !verdict.allowed() {
         return limited_response(
             app,

@@ -7,12 +7,16 @@
 //! than about the configured number of keys, and a flood of new keys that are each seen once
 //! evicts its own kind before keys that keep coming back. Losing a key only gives it a fresh
 //! allowance, which is also all a key whose TAT has passed is worth.
+//!
+//! Client addresses are counted under [`ama_core::net::limit_scope`], as in the database: an IPv6
+//! client is its /64 (it can pick any address in it), an IPv4-mapped address is the IPv4 one.
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use ama_core::gcra::{ceil_secs, Decision, Policy, NS_PER_SEC};
+use ama_core::net::limit_scope;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
 use crate::db::Rate;
@@ -145,16 +149,18 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
     }
 }
 
-/// Key of a refused credential: the client IP and the credential kind
-/// (`jwt`, `agent`, `visitor` or `internal`).
+/// Key of a refused credential: the client's limit scope (see [`limit_scope`]) and the
+/// credential kind (`jwt`, `agent`, `visitor` or `internal`).
 pub type FailureKey = (IpAddr, &'static str);
 
-/// The shim's two in-process limiters.
+/// The shim's two in-process limiters. They are reached only through [`ShimLimits::endpoint`] and
+/// [`ShimLimits::auth_failure`], which take the raw client IP and count it under its
+/// [`limit_scope`]; callers keep the raw IP for their logs.
 pub struct ShimLimits {
-    /// Credentials the shim refused itself, per (client IP, credential kind).
-    pub auth_failures: Limiter<FailureKey>,
-    /// `/health`, `/ready`, `/metrics` and the OpenAPI document, per client IP.
-    pub endpoints: Limiter<IpAddr>,
+    /// Credentials the shim refused itself, per (client scope, credential kind).
+    auth_failures: Limiter<FailureKey>,
+    /// `/health`, `/ready`, `/metrics` and the OpenAPI document, per client scope.
+    endpoints: Limiter<IpAddr>,
 }
 
 impl ShimLimits {
@@ -163,6 +169,16 @@ impl ShimLimits {
             auth_failures: Limiter::per_minute(AUTH_FAILURES, auth_failures_per_min, max_keys),
             endpoints: Limiter::per_minute(SHIM_ENDPOINTS, endpoint_per_min, max_keys),
         }
+    }
+
+    /// Counts one request of client `ip` to the shim's own endpoints.
+    pub fn endpoint(&self, ip: IpAddr) -> Verdict {
+        self.endpoints.hit(&limit_scope(ip))
+    }
+
+    /// Counts one credential of `kind` that the shim refused from client `ip`.
+    pub fn auth_failure(&self, ip: IpAddr, kind: &'static str) -> Verdict {
+        self.auth_failures.hit(&(limit_scope(ip), kind))
     }
 }
 
@@ -269,6 +285,44 @@ mod tests {
         let m = l.memory_used();
         assert!(m <= 256 * cap as usize, "{m} bytes for {cap} keys");
         assert!(!l.hit_at(&attacker, T0).allowed());
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let limits = ShimLimits::new(2, 3, 1024);
+        // two addresses of one /64 share one endpoint budget
+        let (a, b) = (
+            ip("2001:db8:1:2::1"),
+            ip("2001:db8:1:2:ffff:ffff:ffff:fffe"),
+        );
+        assert!(limits.endpoint(a).allowed());
+        assert!(limits.endpoint(b).allowed());
+        assert!(limits.endpoint(a).allowed());
+        assert!(!limits.endpoint(b).allowed());
+        assert!(!limits.endpoint(ip("2001:db8:1:2::77")).allowed());
+        // the neighbouring /64 has its own
+        let c = ip("2001:db8:1:3::1");
+        for i in 0..3 {
+            assert!(limits.endpoint(c).allowed(), "other /64: {i}");
+        }
+        assert!(!limits.endpoint(c).allowed());
+        // an IPv4-mapped address is its IPv4 address
+        for _ in 0..3 {
+            assert!(limits.endpoint(ip("192.0.2.9")).allowed());
+        }
+        assert!(!limits.endpoint(ip("::ffff:192.0.2.9")).allowed());
+        // refused credentials: per (/64, kind)
+        assert!(limits.auth_failure(a, "agent").allowed());
+        assert!(limits.auth_failure(b, "agent").allowed());
+        assert!(!limits
+            .auth_failure(ip("2001:db8:1:2::5"), "agent")
+            .allowed());
+        assert!(limits.auth_failure(a, "jwt").allowed());
+        assert!(limits.auth_failure(c, "agent").allowed());
+        assert!(limits
+            .auth_failure(ip("2001:db8:1:3::2"), "agent")
+            .allowed());
+        assert!(!limits.auth_failure(c, "agent").allowed());
     }
 
     #[test]
