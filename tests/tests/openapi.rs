@@ -1408,6 +1408,14 @@ async fn responses_match_the_openapi_document() {
         403,
     )
     .await;
+    // Below starter only {"is_active": false} is accepted (switching a page off): no page here.
+    api.expect(
+        req("PUT", PROFILE, PROFILE)
+            .bearer(&basic)
+            .json(json!({"is_active": false})),
+        404,
+    )
+    .await;
 
     // Public visitors. visitor_send allows 10 a minute per IP: requests are counted below.
     let ps = "/api/v1/public/agents/helpful-bot/messages";
@@ -1434,6 +1442,16 @@ async fn responses_match_the_openapi_document() {
         v2.get("visitor_token").is_none() && v2["thread_id"] == vthread.as_str(),
         || format!("{v2}"),
     );
+    // A returning visitor is known by its token: the email may be left out.
+    let v3 = api
+        .expect(
+            req("POST", PUBLIC_SEND, ps)
+                .bearer(&vtoken)
+                .json(json!({"content": "no email"})),
+            200,
+        )
+        .await;
+    api.ok(v3["thread_id"] == vthread.as_str(), || format!("{v3}"));
     api.expect(
         req("POST", PUBLIC_SEND, ps).json(json!({
             "email": "v@example.org", "content": "changed", "client_message_id": "v1",
@@ -1459,7 +1477,7 @@ async fn responses_match_the_openapi_document() {
         api.bad(req("POST", PUBLIC_SEND, ps).json(body), 400, true)
             .await;
     }
-    // 7 counted so far; this one is not (credential kind refused before the limit).
+    // 8 counted so far; this one is not (credential kind refused before the limit).
     api.expect(
         req("POST", PUBLIC_SEND, ps)
             .bearer(&alice)
@@ -1471,7 +1489,7 @@ async fn responses_match_the_openapi_document() {
     let vp = api
         .expect(req("GET", PUBLIC_EVENTS, &pe).bearer(&vtoken), 200)
         .await;
-    api.ok(vp["events"].as_array().map(Vec::len) == Some(2), || {
+    api.ok(vp["events"].as_array().map(Vec::len) == Some(3), || {
         format!("{vp}")
     });
     api.expect(
@@ -1733,6 +1751,52 @@ async fn responses_match_the_openapi_document() {
         .await;
     api.expect(req("GET", TOKENS, TOKENS).bearer(&owner), 200)
         .await;
+
+    // The shim's own endpoints, on a second small stack: 3 requests a minute per client IP, shared
+    // by the four, an IPv6 client counted by its /64; /metrics only for --metrics-allow (loopback
+    // by default), anyone else 404 as for an unknown path. Its peer is a trusted proxy here, so
+    // X-Forwarded-For names the client.
+    let small = Stack::start(&[
+        "--shim-endpoint-limit",
+        "3",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let shim_ops = ["/health", "/ready", "/metrics", "/api/v1/openapi.json"];
+    let r = small
+        .client
+        .send("GET", "/metrics", &[("x-forwarded-for", "192.0.2.1")], None)
+        .await
+        .unwrap();
+    api.ok(r.status == 404, || format!("hidden /metrics: {}", r.status));
+    api.check("GET", "/metrics", &r);
+    for (i, path) in shim_ops.iter().chain(&shim_ops).enumerate() {
+        let r = small.client.get(path, None).await;
+        let want = if i < 3 { 200 } else { 429 };
+        api.ok(r.status == want, || format!("{path} #{i}: {}", r.status));
+        api.ok(want == 200 || r.header("retry-after").is_some(), || {
+            format!("{path}: 429 without Retry-After")
+        });
+        api.check("GET", path, &r);
+    }
+    for (ip, want) in [
+        ("2001:db8:1:2::1", 200),
+        ("2001:db8:1:2::1", 200),
+        ("2001:db8:1:2::1", 200),
+        ("2001:db8:1:2:ffff::2", 429),
+        ("2001:db8:1:3::1", 200),
+    ] {
+        let r = small
+            .client
+            .send("GET", "/health", &[("x-forwarded-for", ip)], None)
+            .await
+            .unwrap();
+        api.ok(r.status == want, || {
+            format!("/health from {ip}: {}", r.status)
+        });
+        api.check("GET", "/health", &r);
+    }
+    drop(small);
 
     // Database down: 503.
     s.cluster.stop().expect("stop the cluster");
