@@ -119,23 +119,6 @@ RETURNS ama.rate_decision
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_rate_limit_raw';
 
--- Raises AM429 when the raw key is over its policy (plan changes); executable by nobody else.
-CREATE FUNCTION ama._enforce_limit(policy text, key text)
-RETURNS void LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    d pg_catalog.record;
-BEGIN
-    SELECT * INTO d FROM ama._rate_limit_raw(policy, key, NULL, 1);
-    IF NOT d.allowed THEN
-        RAISE EXCEPTION USING ERRCODE = 'AM429',
-            MESSAGE = pg_catalog.format('rate limit exceeded for %s', policy),
-            DETAIL = pg_catalog.format('retry after %s seconds', d.retry_after_seconds);
-    END IF;
-END
-$$;
-
 -- Takes one decision and raises AM429 (with the retry time) when it is denied.
 CREATE FUNCTION ama.rate_limit_enforce(policy text, key text, plan text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql

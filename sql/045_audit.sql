@@ -116,8 +116,15 @@ CREATE FUNCTION ama._plan_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    d pg_catalog.record;
 BEGIN
-    PERFORM ama._enforce_limit('plan_change', 'user:' || NEW.user_id::text);
+    -- The raw key (the one ama.request uses for the user): no service can exhaust it over SQL.
+    SELECT * INTO d FROM ama._rate_limit_raw('plan_change', 'user:' || NEW.user_id::text, NULL, 1);
+    IF NOT d.allowed THEN
+        RAISE EXCEPTION USING ERRCODE = 'AM429', MESSAGE = 'rate limit exceeded for plan_change',
+            DETAIL = pg_catalog.format('retry after %s seconds', d.retry_after_seconds);
+    END IF;
     PERFORM ama._audit('plan_changed', 'user:' || NEW.user_id::text,
                        pg_catalog.jsonb_build_object('from', OLD.plan, 'to', NEW.plan));
     NEW.updated_at := pg_catalog.now();

@@ -169,7 +169,12 @@ fn audit(event: &str, actor: Option<&str>, subject: Option<&str>, ip: &str, deta
     );
 }
 
-fn user_principal(claims: Value) -> Option<Principal> {
+fn user_principal(mut claims: Value) -> Option<Principal> {
+    // A user always acts as `authenticated`: a `role` claim in the token (even a signed
+    // `service_role`) never reaches Supabase-style policies that read `auth.role()`.
+    claims
+        .as_object_mut()?
+        .insert("role".into(), Value::String("authenticated".into()));
     let sub = claims.get("sub")?.as_str()?;
     let uid = uuid_text(sub)?;
     let email = claims

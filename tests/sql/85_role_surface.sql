@@ -115,7 +115,6 @@ INSERT INTO expected_functions VALUES
     ('ama._audit(text,text,jsonb)',                                  '.', '.', '.', '.', '.', '.'),
     ('ama._audit_actor()',                                           '.', '.', '.', '.', '.', '.'),
     ('ama._rate_limit_raw(text,text,text,integer)',                  '.', '.', '.', '.', '.', '.'),
-    ('ama._enforce_limit(text,text)',                                '.', '.', '.', '.', '.', '.'),
     ('ama._post_as_visitor(text,uuid,text,text)',                    '.', '.', '.', '.', '.', '.'),
     ('ama._event_payload(uuid,bigint)',                              '.', '.', '.', '.', '.', '.'),
     ('ama._membership_support(internal)',                            '.', '.', '.', '.', '.', '.'),
