@@ -158,6 +158,7 @@ CREATE POLICY creators_read_threads_they_create ON ama.threads FOR SELECT
 CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
     WITH CHECK (thread_type = 'private'
                 AND participant_key IS NULL
+                AND owner_user_id IS NOT DISTINCT FROM (SELECT ama._my_owner())
                 AND created_by = (SELECT ama.actor_id())
                 AND (SELECT ama.principal_kind()) IN ('user', 'agent'));
 
@@ -262,6 +263,12 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- A service posts only in its own name (fix: a service login without a context could tell existing thread ids from
+    -- unknown ones by the error); a superuser's bulk load (no context) is not checked.
+    IF ama.principal_kind() = 'service' AND ama.actor_id() IS DISTINCT FROM NEW.sender_id
+       AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user) THEN
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'new row violates row-level security policy for table "messages"';
+    END IF;
     IF ama.principal_kind() <> 'service' AND NOT 'send' = ANY (coalesce(ama._my_caps(NEW.thread_id), '{}')) THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'new row violates row-level security policy for table "messages"';
     END IF;

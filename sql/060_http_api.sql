@@ -141,13 +141,14 @@ BEGIN
 END
 $$;
 
--- Fills a participant's kind and display name from its actor row.
+-- Fills a participant's kind and display name from its actor row, whatever the insert said (fix: a manager could show
+-- another participant under a name of its choosing).
 CREATE FUNCTION ama._fill_participant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    SELECT a.kind, CASE WHEN NEW.display_name = '' THEN a.display_name ELSE NEW.display_name END
+    SELECT a.kind, a.display_name
       INTO NEW.participant_kind, NEW.display_name
       FROM ama.actors a WHERE a.actor_id = NEW.actor_id;
     IF NOT FOUND THEN
@@ -204,7 +205,8 @@ BEGIN
 END
 $$;
 
--- One thread as the API shows it, with participants and the caller's unread count.
+-- One thread as the API shows it, with participants and the caller's unread count. Without read, the caller sees that it
+-- takes part, never what was said: no preview, time or count of messages (fix: threads.list showed them to send-only members).
 CREATE FUNCTION ama._thread_json(id uuid) RETURNS jsonb
 LANGUAGE sql STABLE
 AS $$
@@ -215,10 +217,10 @@ AS $$
         'is_archived', t.is_archived,
         'owner_user_id', t.owner_user_id,
         'created_at', ama._ts(t.created_at),
-        'last_seq', t.last_seq,
-        'last_message_at', ama._ts(t.last_message_at),
-        'last_message_preview', t.last_message_preview,
-        'unread_count', greatest(t.last_seq - coalesce(me.last_read_seq, 0), 0),
+        'last_seq', CASE WHEN r.can_read THEN t.last_seq ELSE 0 END,
+        'last_message_at', CASE WHEN r.can_read THEN ama._ts(t.last_message_at) END,
+        'last_message_preview', CASE WHEN r.can_read THEN t.last_message_preview END,
+        'unread_count', CASE WHEN r.can_read THEN greatest(t.last_seq - coalesce(me.last_read_seq, 0), 0) ELSE 0 END,
         'participants', coalesce((
             SELECT jsonb_agg(jsonb_build_object(
                        'sender_id', p.actor_id,
@@ -228,6 +230,7 @@ AS $$
               FROM ama.participants p WHERE p.thread_id = t.thread_id), '[]'))
       FROM ama.threads t
       LEFT JOIN ama.participants me ON me.thread_id = t.thread_id AND me.actor_id = ama.actor_id()
+      CROSS JOIN LATERAL (SELECT coalesce('read' = ANY (me.capabilities), false) AS can_read) r
      WHERE t.thread_id = id
 $$;
 
