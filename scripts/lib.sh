@@ -63,14 +63,18 @@ unlink_installed_library() {
   as_root rm -f "$("$PG_CONFIG" --pkglibdir)/ama_pg.so"
 }
 
+# install_extension [release|debug]: ./ama run installs the release build; the tests install the
+# debug build (the same SQL and code, built in a fraction of the time, without link-time optimisation).
 install_extension() {
-  step "building and installing the ama_pg extension (release)"
+  local mode=${1:-release} profile=()
+  [ "$mode" = release ] && profile=(--release)
+  step "building and installing the ama_pg extension ($mode)"
   unlink_installed_library
   # PostgreSQL's directories belong to root: as another user pgrx copies the files with sudo.
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(--sudo)
-  cargo pgrx install "${sudo[@]}" --release -p ama_pg --pg-config "$PG_CONFIG" >/dev/null 2>&1 \
-    || die "cargo pgrx install failed (run it by hand to see why: cargo pgrx install --release -p ama_pg)"
+  cargo pgrx install "${sudo[@]}" "${profile[@]}" -p ama_pg --pg-config "$PG_CONFIG" >/dev/null 2>&1 \
+    || die "cargo pgrx install failed (run it by hand to see why: cargo pgrx install ${profile[*]} -p ama_pg)"
 }
 
 run_system() {
@@ -117,7 +121,7 @@ run_tests() {
   pg_test_isolated cargo pgrx test "pg$PG_MAJOR" -p ama_pg --runas postgres --pgdata "$PG_TEST_DIR/data" || failed+=("pg_test")
 
   # pg_test installed a test build; the other layers need the real one.
-  install_extension
+  install_extension debug
 
   step "SQL suite (pgTAP through pg_prove, as the real request roles)"
   cargo build -p ama-tests -p ama-shim --quiet || die "cargo build failed"
