@@ -269,23 +269,20 @@ fn anon_principal(ip: &str) -> Principal {
 /// Counts a failed authentication against (client IP, credential kind) and answers 401, or 429
 /// once that pair is over its limit. Past the limit nothing is written but the counter.
 fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
-    let Some(fp) = ratelimit::policy(AUTH_FAILURE_POLICY) else {
-        audit(
-            "auth_failed",
-            None,
-            Some(route_name),
-            ip,
-            json!({"credential_kind": kind}),
-        );
-        return envelope(401, "UNAUTHORIZED", GENERIC_401, Value::Null);
+    let (allowed, rate) = match ratelimit::policy(AUTH_FAILURE_POLICY) {
+        Some(fp) => {
+            let key = auth_failure_key(scope, kind);
+            let d = ratelimit::decide(fp.id, &fp.base, &key, 1, true).decision;
+            (d.allowed, rate_json(&fp, &d))
+        }
+        None => (true, Value::Null),
     };
-    let d = ratelimit::decide(fp.id, &fp.base, &auth_failure_key(scope, kind), 1, true).decision;
-    if !d.allowed {
+    if !allowed {
         return envelope(
             429,
             "RATE_LIMITED",
             "too many failed authentication attempts",
-            rate_json(&fp, &d),
+            rate,
         );
     }
     audit(
@@ -295,7 +292,7 @@ fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
         ip,
         json!({"credential_kind": kind}),
     );
-    envelope(401, "UNAUTHORIZED", GENERIC_401, rate_json(&fp, &d))
+    envelope(401, "UNAUTHORIZED", GENERIC_401, rate)
 }
 
 /// The ledger key of failed authentications: one per (client IP, credential kind).
