@@ -1,4 +1,8 @@
-//! The route table: method + path -> route name and path parameters.
+//! The route table: the one list of the shim's routes. Requests are matched with `matchit`; the
+//! OpenAPI test, the contract matrix and the unit tests all read [`ROUTES`]. A route's rate
+//! policy, plan and capability checks live with its SQL function in `ama.routes`.
+
+use std::sync::LazyLock;
 
 use http::Method;
 use serde_json::{Map, Value};
@@ -6,7 +10,7 @@ use serde_json::{Map, Value};
 /// What a matched path is served by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// One `ama.request` call with this route name.
+    /// One `ama.request` call with this route name (a row of `ama.routes`).
     Api(&'static str),
     /// Server-Sent Events over `events.poll`.
     EventStream,
@@ -16,103 +20,162 @@ pub enum Target {
     OpenApi,
 }
 
+impl Target {
+    /// The name used in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Api(name) => name,
+            Target::EventStream => "events.stream",
+            Target::Health => "health",
+            Target::Ready => "ready",
+            Target::Metrics => "metrics",
+            Target::OpenApi => "openapi",
+        }
+    }
+
+    /// Whether the shim answers this route itself (limited per client IP in the shim).
+    pub fn is_shim_endpoint(self) -> bool {
+        matches!(
+            self,
+            Target::Health | Target::Ready | Target::Metrics | Target::OpenApi
+        )
+    }
+}
+
 /// The route name the event stream polls with.
 pub const EVENTS_POLL: &str = "events.poll";
 
-/// (method, pattern, target). `{name}` matches one non-empty path segment.
-pub const ROUTES: &[(Method, &str, Target)] = &[
-    (
+/// One route: method, path pattern (`{name}` matches one non-empty segment) and target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub target: Target,
+}
+
+const fn route(method: Method, path: &'static str, target: Target) -> Route {
+    Route {
+        method,
+        path,
+        target,
+    }
+}
+
+/// Every route of the shim. Adding a route means one row here, its SQL function and its row in
+/// `ama.routes` (a test checks that the two lists agree), and its OpenAPI entry (a test checks
+/// that too).
+pub const ROUTES: &[Route] = &[
+    route(
         Method::POST,
         "/api/v1/chat/threads",
         Target::Api("threads.create"),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/chat/threads",
         Target::Api("threads.list"),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/chat/threads/{thread_id}",
         Target::Api("threads.get"),
     ),
-    (
+    route(
         Method::POST,
         "/api/v1/chat/threads/{thread_id}/messages",
         Target::Api("messages.send"),
     ),
-    (
+    route(
         Method::POST,
         "/api/v1/chat/threads/{thread_id}/agent-messages",
         Target::Api("messages.agent_send"),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/chat/threads/{thread_id}/events",
         Target::Api(EVENTS_POLL),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/chat/threads/{thread_id}/events/stream",
         Target::EventStream,
     ),
-    (
+    route(
         Method::POST,
         "/api/v1/chat/threads/{thread_id}/mode",
         Target::Api("threads.set_mode"),
     ),
-    (
+    route(
         Method::POST,
         "/api/v1/chat/threads/{thread_id}/webhooks",
         Target::Api("webhooks.create"),
     ),
-    (
+    route(
         Method::DELETE,
         "/api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}",
         Target::Api("webhooks.delete"),
     ),
-    (
+    route(
         Method::POST,
         "/api/v1/owner/external-agents/tokens",
         Target::Api("tokens.create"),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/owner/external-agents/tokens",
         Target::Api("tokens.list"),
     ),
-    (
+    route(
         Method::DELETE,
         "/api/v1/owner/external-agents/tokens/{token_id}",
         Target::Api("tokens.revoke"),
     ),
-    (Method::GET, "/api/v1/owner/agent", Target::Api("agent.get")),
-    (Method::PUT, "/api/v1/owner/agent", Target::Api("agent.put")),
-    (
+    route(Method::GET, "/api/v1/owner/agent", Target::Api("agent.get")),
+    route(Method::PUT, "/api/v1/owner/agent", Target::Api("agent.put")),
+    route(
         Method::POST,
         "/api/v1/public/agents/{custom_slug}/messages",
         Target::Api("public.send"),
     ),
-    (
+    route(
         Method::GET,
         "/api/v1/public/threads/{thread_id}/events",
         Target::Api("public.events"),
     ),
-    (
+    route(
         Method::PUT,
         "/internal/v1/users/{user_id}",
         Target::Api("internal.users.put"),
     ),
-    (
+    route(
         Method::POST,
         "/internal/v1/threads/{thread_id}/system-messages",
         Target::Api("internal.system_message"),
     ),
-    (Method::GET, "/health", Target::Health),
-    (Method::GET, "/ready", Target::Ready),
-    (Method::GET, "/metrics", Target::Metrics),
-    (Method::GET, "/api/v1/openapi.json", Target::OpenApi),
+    route(Method::GET, "/health", Target::Health),
+    route(Method::GET, "/ready", Target::Ready),
+    route(Method::GET, "/metrics", Target::Metrics),
+    route(Method::GET, "/api/v1/openapi.json", Target::OpenApi),
 ];
+
+/// The matcher: each path pattern with the (method, target) pairs it serves.
+static ROUTER: LazyLock<matchit::Router<Vec<(Method, Target)>>> = LazyLock::new(|| {
+    let mut by_path: Vec<(&'static str, Vec<(Method, Target)>)> = Vec::new();
+    for r in ROUTES {
+        match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+            Some((_, methods)) => methods.push((r.method.clone(), r.target)),
+            None => by_path.push((r.path, vec![(r.method.clone(), r.target)])),
+        }
+    }
+    let mut router = matchit::Router::new();
+    for (path, methods) in by_path {
+        // the table is a constant: a conflict is a programming error caught by every test
+        if let Err(e) = router.insert(path, methods) {
+            panic!("route table: {path}: {e}");
+        }
+    }
+    router
+});
 
 /// The outcome of matching a request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,54 +191,30 @@ pub enum RouteMatch {
     NotFound,
 }
 
-/// Matches `path` against one pattern, returning the decoded parameters.
-fn match_pattern(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
-    let mut params = Vec::new();
-    let mut pat = pattern.split('/');
-    let mut segs = path.split('/');
-    loop {
-        match (pat.next(), segs.next()) {
-            (None, None) => return Some(params),
-            (Some(p), Some(s)) => {
-                if let Some(name) = p.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
-                    if s.is_empty() {
-                        return None;
-                    }
-                    params.push((name, percent_decode(s)));
-                } else if p != s {
-                    return None;
-                }
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// Finds the route for `method` and `path` (the path without query string).
+/// Finds the route for `method` and `path` (the path without query string). `HEAD` is served
+/// like `GET` on the shim's own endpoints.
 pub fn match_route(method: &Method, path: &str) -> RouteMatch {
-    let mut allow: Vec<Method> = Vec::new();
-    for (m, pattern, target) in ROUTES {
-        if let Some(params) = match_pattern(pattern, path) {
-            if m == method
-                || (*method == Method::HEAD
-                    && *m == Method::GET
-                    && !matches!(target, Target::Api(_)))
-            {
-                return RouteMatch::Found {
-                    target: *target,
-                    params,
-                };
-            }
-            if !allow.contains(m) {
-                allow.push(m.clone());
-            }
+    let Ok(m) = ROUTER.at(path) else {
+        return RouteMatch::NotFound;
+    };
+    let found = m.value.iter().find(|(rm, target)| {
+        rm == method || (*method == Method::HEAD && *rm == Method::GET && target.is_shim_endpoint())
+    });
+    match found {
+        Some((_, target)) => RouteMatch::Found {
+            target: *target,
+            params: m
+                .params
+                .iter()
+                .map(|(k, v)| (k, percent_decode(v)))
+                .collect(),
+        },
+        None => {
+            let mut allow: Vec<Method> = m.value.iter().map(|(rm, _)| rm.clone()).collect();
+            allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            allow.dedup();
+            RouteMatch::MethodNotAllowed { allow }
         }
-    }
-    if allow.is_empty() {
-        RouteMatch::NotFound
-    } else {
-        allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        RouteMatch::MethodNotAllowed { allow }
     }
 }
 
@@ -188,51 +227,20 @@ pub fn allow_header(allow: &[Method]) -> String {
         .join(", ")
 }
 
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn decode_bytes(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if plus_is_space && b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Percent-decodes a path segment (invalid escapes are kept, invalid UTF-8 replaced).
 pub fn percent_decode(s: &str) -> String {
-    decode_bytes(s, false)
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-/// Parses a query string into a JSON object of strings; a repeated key keeps its last value.
+/// Parses a query string (`application/x-www-form-urlencoded`) into a JSON object of strings; a
+/// repeated key keeps its last value, an empty key is dropped.
 pub fn parse_query(query: Option<&str>) -> Map<String, Value> {
-    let mut map = Map::new();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode_bytes(k, true);
-        if k.is_empty() {
-            continue;
-        }
-        map.insert(k, Value::String(decode_bytes(v, true)));
-    }
-    map
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
 }
 
 /// The `path` object of the args JSON.
@@ -254,96 +262,40 @@ mod tests {
         }
     }
 
+    /// Fills each `{param}` of a pattern with `value`.
+    fn fill(pattern: &str, value: &str) -> String {
+        pattern
+            .split('/')
+            .map(|s| if s.starts_with('{') { value } else { s })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     #[test]
-    fn every_api_route_matches() {
+    fn every_route_matches_its_own_target() {
         let t = "0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
-        let cases = [
-            (
-                Method::POST,
-                "/api/v1/chat/threads".to_string(),
-                "threads.create",
-            ),
-            (
-                Method::GET,
-                "/api/v1/chat/threads".to_string(),
-                "threads.list",
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/chat/threads/{t}"),
-                "threads.get",
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/chat/threads/{t}/messages"),
-                "messages.send",
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/chat/threads/{t}/agent-messages"),
-                "messages.agent_send",
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/chat/threads/{t}/events"),
-                "events.poll",
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/chat/threads/{t}/mode"),
-                "threads.set_mode",
-            ),
-            (
-                Method::POST,
-                format!("/api/v1/chat/threads/{t}/webhooks"),
-                "webhooks.create",
-            ),
-            (
-                Method::DELETE,
-                format!("/api/v1/chat/threads/{t}/webhooks/{t}"),
-                "webhooks.delete",
-            ),
-            (
-                Method::POST,
-                "/api/v1/owner/external-agents/tokens".to_string(),
-                "tokens.create",
-            ),
-            (
-                Method::GET,
-                "/api/v1/owner/external-agents/tokens".to_string(),
-                "tokens.list",
-            ),
-            (
-                Method::DELETE,
-                format!("/api/v1/owner/external-agents/tokens/{t}"),
-                "tokens.revoke",
-            ),
-            (Method::GET, "/api/v1/owner/agent".to_string(), "agent.get"),
-            (Method::PUT, "/api/v1/owner/agent".to_string(), "agent.put"),
-            (
-                Method::POST,
-                "/api/v1/public/agents/my-agent/messages".to_string(),
-                "public.send",
-            ),
-            (
-                Method::GET,
-                format!("/api/v1/public/threads/{t}/events"),
-                "public.events",
-            ),
-            (
-                Method::PUT,
-                format!("/internal/v1/users/{t}"),
-                "internal.users.put",
-            ),
-            (
-                Method::POST,
-                format!("/internal/v1/threads/{t}/system-messages"),
-                "internal.system_message",
-            ),
-        ];
-        for (m, p, name) in cases {
-            let (target, _) = found(m, &p);
-            assert_eq!(target, Target::Api(name), "{p}");
+        for r in ROUTES {
+            let (target, params) = found(r.method.clone(), &fill(r.path, t));
+            assert_eq!(target, r.target, "{} {}", r.method, r.path);
+            assert_eq!(params.len(), r.path.matches('{').count(), "{}", r.path);
+            assert!(params.iter().all(|(_, v)| v == t));
+        }
+    }
+
+    #[test]
+    fn the_table_has_no_duplicates() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    a.method != b.method || a.path != b.path,
+                    "{} {}",
+                    a.method,
+                    a.path
+                );
+                if let (Target::Api(x), Target::Api(y)) = (a.target, b.target) {
+                    assert_ne!(x, y, "route name used twice");
+                }
+            }
         }
     }
 

@@ -100,10 +100,8 @@ fn check_match(m: &Method, p: &str, got: &RouteMatch) -> Result<(), TestCaseErro
     match got {
         RouteMatch::Found { target, params } => {
             // the route exists with this method (or HEAD on a non-API GET route)
-            prop_assert!(ROUTES
-                .iter()
-                .any(|(rm, _, t)| t == target
-                    && (rm == m || (*m == Method::HEAD && *rm == Method::GET))));
+            prop_assert!(ROUTES.iter().any(|r| r.target == *target
+                && (r.method == *m || (*m == Method::HEAD && r.method == Method::GET))));
             // a parameter is one non-empty segment, and decodes to something non-empty
             for (_, v) in params {
                 prop_assert!(!v.is_empty(), "empty parameter from {p:?}");
@@ -134,7 +132,8 @@ proptest! {
     /// returned as given.
     #[test]
     fn known_routes_with_uuid_params(i in any::<prop::sample::Index>(), ids in prop::collection::vec(uuid(), 2)) {
-        let (m, pattern, target) = &ROUTES[i.index(ROUTES.len())];
+        let r = &ROUTES[i.index(ROUTES.len())];
+        let (m, pattern, target) = (&r.method, r.path, &r.target);
         let mut it = ids.iter();
         let path = fill_pattern(pattern, |_| it.next().cloned().unwrap_or_default());
         match match_route(m, &path) {
@@ -152,8 +151,9 @@ proptest! {
     /// original text.
     #[test]
     fn params_round_trip(i in any::<prop::sample::Index>(), raw in prop::collection::vec(".{1,16}", 2), upper in any::<bool>()) {
-        let with_params: Vec<_> = ROUTES.iter().filter(|(_, p, _)| p.contains('{')).collect();
-        let (m, pattern, target) = with_params[i.index(with_params.len())];
+        let with_params: Vec<_> = ROUTES.iter().filter(|r| r.path.contains('{')).collect();
+        let r = with_params[i.index(with_params.len())];
+        let (m, pattern, target) = (&r.method, r.path, &r.target);
         let mut it = raw.iter();
         let path = fill_pattern(pattern, |_| pct(it.next().map(String::as_str).unwrap_or("x"), upper, false));
         match match_route(m, &path) {
