@@ -2,18 +2,29 @@
 //! the other credential kinds and forwards each API request as one `ama.request(...)` call.
 //! It holds no business rules: every authorization and rate-limit decision is the database's.
 
+//!
+//! The path of a request through the modules: `server` (accept, TLS, HTTP/1.1 and HTTP/2) →
+//! `handler` (one [`context::Ctx`] per request) → `routes` (the one route table) → `credential`
+//! and `jwt` (what the request presents) → `request` (id, client IP, body) → `db` (the
+//! `ama.request` call) or `stream` (SSE, woken by `listener`) → `response` (envelope to HTTP).
+
 pub mod config;
+pub mod context;
+pub mod credential;
 pub mod db;
 pub mod errors;
 pub mod fetch;
-pub mod http;
+pub mod handler;
 pub mod jwt;
 pub mod limiter;
+pub mod listener;
 pub mod metrics;
 pub mod net;
+pub mod request;
+pub mod response;
 pub mod routes;
 pub mod server;
-pub mod sse;
+pub mod stream;
 pub mod tls;
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
@@ -27,6 +38,6 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// The shim's own limits: refused credentials and its own endpoints.
     pub limits: limiter::ShimLimits,
-    pub notices: tokio::sync::broadcast::Sender<sse::Notice>,
+    pub notices: tokio::sync::broadcast::Sender<listener::Notice>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

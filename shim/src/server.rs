@@ -146,7 +146,7 @@ async fn serve_conn(
     };
     let svc = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(crate::http::handle(app, req, peer).await) }
+        async move { Ok::<_, Infallible>(crate::handler::handle(app, req, peer).await) }
     });
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
     if let Err(e) = watcher.watch(conn).await {
@@ -184,7 +184,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("signal handler: {e}"))?;
 
-    tokio::spawn(crate::sse::run_listener(
+    tokio::spawn(crate::listener::run_listener(
         app.db.pg_config().clone(),
         app.notices.clone(),
         shutdown_rx.clone(),

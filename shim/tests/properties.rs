@@ -10,10 +10,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ama_core::token::{check_format, compose, TokenKind};
 use ama_shim::config::{parse_net, Cli, Config, FileConfig};
-use ama_shim::http::{classify, parse_body, request_id, Presented};
+use ama_shim::credential::{classify, Presented};
 use ama_shim::net::{canonical, client_ip};
+use ama_shim::request::{parse_body, request_id};
 use ama_shim::routes::{match_route, parse_query, percent_decode, RouteMatch, ROUTES};
-use ama_shim::sse::start_after;
+use ama_shim::stream::start_after;
 use clap::Parser;
 use http::{HeaderMap, HeaderValue, Method};
 use ipnet::IpNet;

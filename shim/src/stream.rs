@@ -1,50 +1,36 @@
-//! Server-Sent Events over `events.poll`: a backlog, then live events woken by one shared
-//! `LISTEN ama_events` connection per shim, fanned out through a broadcast channel.
+//! Server-Sent Events over `events.poll`: a backlog, then live events woken by the shared
+//! listener ([`crate::listener`]). Authorization is re-checked on every poll, at least every
+//! `sse_recheck`.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ama_core::events;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 use http_body::Frame;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio::sync::{broadcast, mpsc};
+use tracing::Instrument;
 
+use crate::context::Ctx;
+use crate::credential::Credential;
 use crate::db::{DbError, Envelope};
-use crate::http::{Body, Credential};
+use crate::listener::Notice;
+use crate::response::{
+    db_error_response, envelope_response, server_timing, set_header, set_rate_headers, Body,
+    SERVER_TIMING,
+};
 use crate::routes::EVENTS_POLL;
 use crate::App;
 
-/// The channel the database notifies on. Payloads are sealed (`ama_core::events`) under the key
-/// `ama.events_key()` returns to the shim's login role, so other listeners learn nothing.
-pub const CHANNEL: &str = "ama_events";
 /// Events fetched per poll.
 pub const PAGE: &str = "200";
-
-/// A wake-up for the streams.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
-    /// A new event in this thread.
-    Thread(Arc<str>, i64),
-    /// Something may have been missed (listener reconnected): everyone re-polls.
-    All,
-}
-
-/// Opens a sealed notification payload; `None` for anything not sealed under `key`.
-pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
-    let (thread, seq) = events::open(key, p.trim())?;
-    let thread = uuid::Uuid::from_bytes(thread).to_string();
-    Some(Notice::Thread(Arc::from(thread), seq))
-}
 
 /// One SSE frame for an event.
 pub fn frame(event: &Value, seq: i64) -> String {
@@ -96,106 +82,6 @@ pub fn start_after(query: &Map<String, Value>, last_event_id: Option<&str>) -> O
         .map(str::to_string)
 }
 
-/// Runs the shared listener until shutdown, reconnecting after database restarts.
-pub async fn run_listener(
-    mut cfg: tokio_postgres::Config,
-    tx: broadcast::Sender<Notice>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    cfg.keepalives_idle(Duration::from_secs(30));
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match listen_once(&cfg, &tx, &mut shutdown).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "event listener disconnected; reconnecting");
-                // wake every stream: notifications may have been lost
-                let _ = tx.send(Notice::All);
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn listen_once(
-    cfg: &tokio_postgres::Config,
-    tx: &broadcast::Sender<Notice>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
-    let (client, mut conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, String>>();
-    let driver = tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if ntx.send(Ok(n.payload().to_string())).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let _ = ntx.send(Err(e.to_string()));
-                    return;
-                }
-                None => {
-                    let _ = ntx.send(Err("connection closed".into()));
-                    return;
-                }
-            }
-        }
-    });
-    let result = async {
-        let row = client
-            .query_one("SELECT ama.events_key()", &[])
-            .await
-            .map_err(|e| format!("events key: {e}"))?;
-        let key: [u8; events::KEY_LEN] = row
-            .try_get::<_, Vec<u8>>(0)
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .ok_or("events key: not a 32-byte key")?;
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| format!("LISTEN: {e}"))?;
-        tracing::info!("event listener connected");
-        let _ = tx.send(Notice::All);
-        let mut check = tokio::time::interval(Duration::from_secs(30));
-        check.tick().await;
-        loop {
-            tokio::select! {
-                m = nrx.recv() => match m {
-                    Some(Ok(payload)) => {
-                        if let Some(n) = parse_payload(&key, &payload) {
-                            let _ = tx.send(n);
-                        }
-                    }
-                    Some(Err(e)) => return Err(e),
-                    None => return Err("listener connection ended".into()),
-                },
-                _ = check.tick() => {
-                    match tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await {
-                        Ok(Ok(_)) => {}
-                        _ => return Err("listener connection check failed".into()),
-                    }
-                }
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-    }
-    .await;
-    drop(client);
-    driver.abort();
-    result
-}
-
 /// A response body fed by a channel.
 pub struct ChannelBody {
     rx: mpsc::Receiver<Bytes>,
@@ -218,15 +104,13 @@ pub struct StreamRequest {
     pub thread_id: String,
     pub query: Map<String, Value>,
     pub last_event_id: Option<String>,
-    pub ip: IpAddr,
-    pub request_id: String,
 }
 
 struct Poller {
     app: Arc<App>,
     cred: Credential,
     thread_id: String,
-    ip: IpAddr,
+    ip: std::net::IpAddr,
 }
 
 impl Poller {
@@ -323,13 +207,13 @@ async fn catch_up(
 }
 
 /// Answers `GET .../events/stream`: a normal JSON error when the first poll fails, else the stream.
-pub async fn stream(
-    app: Arc<App>,
+pub async fn open(
+    ctx: &Ctx,
     cred: Credential,
     req: StreamRequest,
     auth: Duration,
-    start: Instant,
-) -> (Response<Body>, Option<String>) {
+) -> Response<Body> {
+    let app = ctx.app.clone();
     // subscribe before the backlog query so nothing falls between the two
     let mut notices = app.notices.subscribe();
     let after = start_after(&req.query, req.last_event_id.as_deref());
@@ -337,20 +221,19 @@ pub async fn stream(
         app: app.clone(),
         cred,
         thread_id: req.thread_id.clone(),
-        ip: req.ip,
+        ip: ctx.ip,
     };
-    let db_start = Instant::now();
+    let db_start = std::time::Instant::now();
     let first = poller.poll(after.clone()).await;
     let db = db_start.elapsed();
-    let rid = req.request_id;
     let env = match first {
-        Err(e) => return (crate::http::db_error_response(&app, &e, &rid), None),
+        Err(e) => return db_error_response(&app.metrics, &e, &ctx.rid),
         Ok(env) => env,
     };
-    crate::http::record_auth(&app, &poller.cred, env.status);
-    let principal = env.principal.clone();
+    ctx.record_auth(&poller.cred, env.status);
+    ctx.set_principal(env.principal.as_deref());
     if env.status != 200 {
-        return (crate::http::envelope_response(&app, &env, &rid), principal);
+        return envelope_response(&app.metrics, &env, &ctx.rid);
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut resp = Response::new(ChannelBody { rx }.boxed());
@@ -360,15 +243,13 @@ pub async fn stream(
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    crate::http::set_header(
+    set_header(
         &mut resp,
-        crate::http::SERVER_TIMING_HEADER,
-        &crate::http::server_timing(auth, db, start.elapsed()),
+        SERVER_TIMING,
+        &server_timing(auth, db, ctx.start.elapsed()),
     );
     if let Some(rate) = &env.rate {
-        for (name, value) in crate::http::rate_headers(rate, 200) {
-            crate::http::set_header(&mut resp, name, &value);
-        }
+        set_rate_headers(&mut resp, rate, 200);
     }
     let mut shutdown = app.shutdown.clone();
     let heartbeat_every = app.cfg.sse_heartbeat;
@@ -416,32 +297,13 @@ pub async fn stream(
             }
         }
         app.metrics.sse_streams.fetch_sub(1, Ordering::Relaxed);
-    });
-    (resp, principal)
+    }.instrument(ctx.span.clone()));
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn payloads() {
-        let key = [3u8; events::KEY_LEN];
-        let t = uuid::Uuid::parse_str("0D1C6F4E-8a43-4a4e-9a53-0c1f2d3e4f50").unwrap();
-        let sealed = events::seal(&key, t.as_bytes(), 42);
-        assert_eq!(
-            parse_payload(&key, &sealed),
-            Some(Notice::Thread(
-                Arc::from("0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"),
-                42
-            ))
-        );
-        // Another key, the old clear-text format and garbage are ignored.
-        assert_eq!(parse_payload(&[4u8; events::KEY_LEN], &sealed), None);
-        assert_eq!(parse_payload(&key, &format!("{t}:42")), None);
-        assert_eq!(parse_payload(&key, "x"), None);
-        assert_eq!(parse_payload(&key, ":1"), None);
-    }
 
     #[test]
     fn frames() {

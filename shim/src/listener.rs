@@ -1,0 +1,152 @@
+//! The shared `LISTEN ama_events` connection: one per shim, reconnecting after database
+//! restarts, fanning notifications out to the streams through a broadcast channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ama_core::events;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// The channel the database notifies on. Payloads are sealed (`ama_core::events`) under the key
+/// `ama.events_key()` returns to the shim's login role, so other listeners learn nothing.
+pub const CHANNEL: &str = "ama_events";
+/// A wake-up for the streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A new event in this thread.
+    Thread(Arc<str>, i64),
+    /// Something may have been missed (listener reconnected): everyone re-polls.
+    All,
+}
+
+/// Opens a sealed notification payload; `None` for anything not sealed under `key`.
+pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
+    let (thread, seq) = events::open(key, p.trim())?;
+    let thread = uuid::Uuid::from_bytes(thread).to_string();
+    Some(Notice::Thread(Arc::from(thread), seq))
+}
+
+/// Runs the shared listener until shutdown, reconnecting after database restarts.
+pub async fn run_listener(
+    mut cfg: tokio_postgres::Config,
+    tx: broadcast::Sender<Notice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    cfg.keepalives_idle(Duration::from_secs(30));
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match listen_once(&cfg, &tx, &mut shutdown).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "event listener disconnected; reconnecting");
+                // wake every stream: notifications may have been lost
+                let _ = tx.send(Notice::All);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen_once(
+    cfg: &tokio_postgres::Config,
+    tx: &broadcast::Sender<Notice>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (client, mut conn) = cfg
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, String>>();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if ntx.send(Ok(n.payload().to_string())).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = ntx.send(Err(e.to_string()));
+                    return;
+                }
+                None => {
+                    let _ = ntx.send(Err("connection closed".into()));
+                    return;
+                }
+            }
+        }
+    });
+    let result = async {
+        let row = client
+            .query_one("SELECT ama.events_key()", &[])
+            .await
+            .map_err(|e| format!("events key: {e}"))?;
+        let key: [u8; events::KEY_LEN] = row
+            .try_get::<_, Vec<u8>>(0)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or("events key: not a 32-byte key")?;
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| format!("LISTEN: {e}"))?;
+        tracing::info!("event listener connected");
+        let _ = tx.send(Notice::All);
+        let mut check = tokio::time::interval(Duration::from_secs(30));
+        check.tick().await;
+        loop {
+            tokio::select! {
+                m = nrx.recv() => match m {
+                    Some(Ok(payload)) => {
+                        if let Some(n) = parse_payload(&key, &payload) {
+                            let _ = tx.send(n);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err("listener connection ended".into()),
+                },
+                _ = check.tick() => {
+                    match tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await {
+                        Ok(Ok(_)) => {}
+                        _ => return Err("listener connection check failed".into()),
+                    }
+                }
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    drop(client);
+    driver.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        let key = [3u8; events::KEY_LEN];
+        let t = uuid::Uuid::parse_str("0D1C6F4E-8a43-4a4e-9a53-0c1f2d3e4f50").unwrap();
+        let sealed = events::seal(&key, t.as_bytes(), 42);
+        assert_eq!(
+            parse_payload(&key, &sealed),
+            Some(Notice::Thread(
+                Arc::from("0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"),
+                42
+            ))
+        );
+        // Another key, the old clear-text format and garbage are ignored.
+        assert_eq!(parse_payload(&[4u8; events::KEY_LEN], &sealed), None);
+        assert_eq!(parse_payload(&key, &format!("{t}:42")), None);
+        assert_eq!(parse_payload(&key, "x"), None);
+        assert_eq!(parse_payload(&key, ":1"), None);
+    }
+}
