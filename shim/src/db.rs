@@ -79,14 +79,26 @@ impl Envelope {
 }
 
 /// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {
     /// Pool timeout, connection refused or broken, client-side timeout.
+    #[error("database unavailable: {0}")]
     Unavailable(String),
     /// An error raised by the database, with its SQLSTATE.
+    #[error("database error {code}: {message}")]
     Sql { code: String, message: String },
     /// The function answered something that is not an envelope.
+    #[error("bad answer from ama.request: {0}")]
     Protocol(String),
+}
+
+/// Why the pool could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("invalid database_url (cannot parse the connection string)")]
+    BadUrl,
+    #[error("cannot build the database pool: {0}")]
+    Pool(#[from] deadpool_postgres::BuildError),
 }
 
 pub struct Db {
@@ -100,10 +112,8 @@ pub fn pg_config(
     url: &str,
     connect_timeout: Duration,
     statement_timeout: Duration,
-) -> Result<tokio_postgres::Config, String> {
-    let mut cfg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|_| "invalid database_url (cannot parse the connection string)".to_string())?;
+) -> Result<tokio_postgres::Config, DbSetupError> {
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|_| DbSetupError::BadUrl)?;
     cfg.connect_timeout(connect_timeout);
     if cfg.get_application_name().is_none() {
         cfg.application_name("ama-shim");
@@ -128,7 +138,7 @@ impl Db {
         pool_timeout: Duration,
         connect_timeout: Duration,
         statement_timeout: Duration,
-    ) -> Result<Db, String> {
+    ) -> Result<Db, DbSetupError> {
         let cfg = pg_config(url, connect_timeout, statement_timeout)?;
         let mgr = Manager::from_config(
             cfg.clone(),
@@ -143,8 +153,7 @@ impl Db {
             .create_timeout(Some(connect_timeout))
             .recycle_timeout(Some(connect_timeout))
             .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| format!("cannot build the database pool: {e}"))?;
+            .build()?;
         let call_timeout = if statement_timeout.is_zero() {
             Duration::from_secs(30)
         } else {

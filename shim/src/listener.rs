@@ -11,6 +11,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// The channel the database notifies on. Payloads are sealed (`ama_core::events`) under the key
 /// `ama.events_key()` returns to the shim's login role, so other listeners learn nothing.
 pub const CHANNEL: &str = "ama_events";
+/// The statement that subscribes to [`CHANNEL`].
+const LISTEN_SQL: &str = "LISTEN ama_events";
 /// A wake-up for the streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -55,16 +57,32 @@ pub async fn run_listener(
     }
 }
 
+/// Why the listener connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("connect: {0}")]
+    Connect(tokio_postgres::Error),
+    #[error("events key: {0}")]
+    EventsKey(tokio_postgres::Error),
+    #[error("events key: not a 32-byte key")]
+    BadEventsKey,
+    #[error("LISTEN: {0}")]
+    Listen(tokio_postgres::Error),
+    #[error("listener connection: {0}")]
+    Connection(tokio_postgres::Error),
+    #[error("listener connection closed")]
+    Closed,
+    #[error("listener connection check failed")]
+    CheckFailed,
+}
+
 async fn listen_once(
     cfg: &tokio_postgres::Config,
     tx: &broadcast::Sender<Notice>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), String> {
-    let (client, mut conn) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, String>>();
+) -> Result<(), ListenError> {
+    let (client, mut conn) = cfg.connect(NoTls).await.map_err(ListenError::Connect)?;
+    let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, ListenError>>();
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| conn.poll_message(cx)).await {
@@ -75,11 +93,11 @@ async fn listen_once(
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let _ = ntx.send(Err(e.to_string()));
+                    let _ = ntx.send(Err(ListenError::Connection(e)));
                     return;
                 }
                 None => {
-                    let _ = ntx.send(Err("connection closed".into()));
+                    let _ = ntx.send(Err(ListenError::Closed));
                     return;
                 }
             }
@@ -89,13 +107,13 @@ async fn listen_once(
         let row = client
             .query_one("SELECT ama.events_key()", &[])
             .await
-            .map_err(|e| format!("events key: {e}"))?;
+            .map_err(ListenError::EventsKey)?;
         let key: [u8; events::KEY_LEN] = row
             .try_get::<_, Vec<u8>>(0)
             .ok()
             .and_then(|k| k.try_into().ok())
-            .ok_or("events key: not a 32-byte key")?;
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await.map_err(|e| format!("LISTEN: {e}"))?;
+            .ok_or(ListenError::BadEventsKey)?;
+        client.batch_execute(LISTEN_SQL).await.map_err(ListenError::Listen)?;
         tracing::info!("event listener connected");
         let _ = tx.send(Notice::All);
         let mut check = tokio::time::interval(Duration::from_secs(30));
@@ -109,12 +127,12 @@ async fn listen_once(
                         }
                     }
                     Some(Err(e)) => return Err(e),
-                    None => return Err("listener connection ended".into()),
+                    None => return Err(ListenError::Closed),
                 },
                 _ = check.tick() => {
                     match tokio::time::timeout(Duration::from_secs(5), client.simple_query("SELECT 1")).await {
                         Ok(Ok(_)) => {}
-                        _ => return Err("listener connection check failed".into()),
+                        _ => return Err(ListenError::CheckFailed),
                     }
                 }
                 _ = shutdown.changed() => return Ok(()),
@@ -130,6 +148,11 @@ async fn listen_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listens_on_the_channel() {
+        assert_eq!(LISTEN_SQL, format!("LISTEN {CHANNEL}"));
+    }
 
     #[test]
     fn payloads() {

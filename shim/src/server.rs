@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, DbSetupError};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
 use crate::limiter::ShimLimits;
 use crate::metrics::Metrics;
@@ -25,8 +25,28 @@ use crate::net::{is_tls_handshake, PLAIN_HTTP_RESPONSE};
 use crate::tls::TlsState;
 use crate::App;
 
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbSetupError),
+    #[error("{0}")]
+    Jwt(String),
+    #[error("{0}")]
+    Tls(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
 /// Builds the shared state from the configuration (no network I/O).
-pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App>, String> {
+pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App>, StartError> {
     let db = Db::new(
         &cfg.database_url.0,
         cfg.pool_size,
@@ -47,7 +67,8 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         },
         cfg.jwks_cooldown,
         cfg.jwt_cache_size,
-    )?;
+    )
+    .map_err(StartError::Jwt)?;
     let (notices, _) = broadcast::channel(1024);
     let limits = ShimLimits::new(
         cfg.auth_failure_limit,
@@ -155,14 +176,17 @@ async fn serve_conn(
 }
 
 /// Runs the server until SIGTERM or SIGINT.
-pub async fn run(cfg: Config) -> Result<(), String> {
-    let tls = Arc::new(TlsState::new(cfg.tls_cert.clone(), cfg.tls_key.clone())?);
+pub async fn run(cfg: Config) -> Result<(), StartError> {
+    let tls = Arc::new(
+        TlsState::new(cfg.tls_cert.clone(), cfg.tls_key.clone()).map_err(StartError::Tls)?,
+    );
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(StartError::LocalAddr)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = build_app(cfg, shutdown_rx.clone())?;
     if !app.verifier.is_configured() {
@@ -176,13 +200,12 @@ pub async fn run(cfg: Config) -> Result<(), String> {
             {
                 tracing::warn!(error = %e, "JWKS not loaded yet; will retry")
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(StartError::Jwt(e)),
         }
     }
-    let mut sigterm =
-        signal(SignalKind::terminate()).map_err(|e| format!("signal handler: {e}"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("signal handler: {e}"))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(StartError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signal)?;
 
     tokio::spawn(crate::listener::run_listener(
         app.db.pg_config().clone(),
