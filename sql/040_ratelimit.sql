@@ -72,19 +72,19 @@ $$;
 
 -- Policy changes reach every backend on its next request.
 CREATE TRIGGER rate_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.rate_policies
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Override changes reach every backend on its next request.
 CREATE TRIGGER rate_policy_overrides_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.rate_policy_overrides
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Route changes reach every backend on its next request.
 CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.routes
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Plan changes (ranks, token allowances) reach every backend on its next request.
 CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.plans
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Live buckets for DBAs: the key is a token id, user id or IP, never a secret.
 CREATE VIEW ama.rate_limit_buckets AS

@@ -175,9 +175,7 @@ BEGIN
     IF pg_catalog.cardinality(ids) > 50 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: at most 50 users';
     END IF;
-    INSERT INTO ama.users (user_id) SELECT DISTINCT i FROM pg_catalog.unnest(ids) i ON CONFLICT (user_id) DO NOTHING;
-    INSERT INTO ama.actors (actor_id, kind, owner_user_id)
-    SELECT DISTINCT 'user:' || i::text, 'user', i FROM pg_catalog.unnest(ids) i ON CONFLICT (actor_id) DO NOTHING;
+    PERFORM ama._provision_user(i) FROM (SELECT DISTINCT i FROM pg_catalog.unnest(ids) i) AS u;
 END
 $$;
 

@@ -45,7 +45,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION ama.events_key() TO ama_authenticator;
 
 -- Trusted services create users, check tokens and keys, and take rate-limit decisions over SQL.
-GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_agent_token(text),
+-- ama._provision_user runs as its caller: under RLS it creates only what a service could INSERT itself.
+GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama._provision_user(uuid, text, text), ama.verify_agent_token(text),
     ama.verify_internal_key(text), ama._credential_used(text, bytea), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
     ama.rate_limit_enforce(text, text, text)
     TO service_role, ama_service, ama_admin;
