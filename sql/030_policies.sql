@@ -257,6 +257,9 @@ CREATE POLICY owners_withdraw_own_allowances ON ama.agent_allowances FOR DELETE
 -- internal_keys, visitor_tokens, visitors, event_keys, audit_log, rate tables: no policy, so request roles
 -- see nothing; they are reached only through the SECURITY DEFINER API in 050/060.
 
+-- plans: DBAs edit them directly (table grants in 090_grants.sql); the rate tables' policies are in 040_ratelimit.sql.
+CREATE POLICY admins_manage_plans ON ama.plans FOR ALL TO ama_admin USING (true) WITH CHECK (true);
+
 -- Assigns thread_seq under the thread's row lock (no gaps, no duplicates); first refuses a sender without send (fix: it locked others' threads before RLS ran, and its AM404 let ids be probed).
 CREATE FUNCTION ama._assign_thread_seq() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER

@@ -18,6 +18,8 @@ CREATE TABLE ama.rate_policies (
 );
 ALTER TABLE ama.rate_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.rate_policies FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_rate_policies ON ama.rate_policies FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- The contract's limits (section 3.3): every route has one. Failed authentication counts per (client IP, credential kind).
 INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind, description) VALUES
@@ -42,6 +44,8 @@ CREATE TABLE ama.rate_policy_overrides (
 );
 ALTER TABLE ama.rate_policy_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.rate_policy_overrides FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_rate_policy_overrides ON ama.rate_policy_overrides FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- HTTP routes: the SQL function that serves each, its rate policy and who may call it.
 CREATE TABLE ama.routes (
@@ -55,6 +59,8 @@ CREATE TABLE ama.routes (
 );
 ALTER TABLE ama.routes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.routes FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_routes ON ama.routes FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- Every policy with its per-plan overrides, as the ledger caches them (read past RLS for any caller).
 CREATE FUNCTION ama._rate_policy_rows()

@@ -66,12 +66,6 @@ GRANT anon, authenticated, service_role TO ama_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ama.plans, ama.rate_policies, ama.rate_policy_overrides, ama.routes TO ama_admin;
 GRANT SELECT ON ama.rate_limit_buckets, ama.rate_limit_counters TO ama_admin;
 
--- DBAs manage plans, policies, overrides and routes through their own policies.
-CREATE POLICY admins_manage_rate_policies ON ama.rate_policies FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_rate_policy_overrides ON ama.rate_policy_overrides FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_routes ON ama.routes FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_plans ON ama.plans FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-
 -- Table privileges for the roles that run under RLS.
 GRANT SELECT ON ama.plans TO anon, authenticated, service_role, ama_service;
 GRANT SELECT ON ama.users, ama.actors, ama.agent_profiles, ama.threads, ama.participants, ama.messages

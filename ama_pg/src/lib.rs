@@ -69,14 +69,14 @@ pgrx::extension_sql_file!(
     requires = ["ratelimit_sql"]
 );
 pgrx::extension_sql_file!(
-    "../../sql/050_admin_api.sql",
-    name = "admin_api",
+    "../../sql/050_sql_api.sql",
+    name = "sql_api",
     requires = ["audit_sql", credentials::token_new, credentials::token_hash]
 );
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",
     name = "http_api",
-    requires = ["admin_api"]
+    requires = ["sql_api"]
 );
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",

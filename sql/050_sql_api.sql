@@ -1,6 +1,7 @@
 -- ============================================================================
--- ama_pg 050: the SQL API for trusted services and DBAs
--- Functions that act for the current principal run as the caller under RLS
+-- ama_pg 050: the SQL API: users and plans, agent tokens, internal keys,
+-- capabilities, the audit log and impersonation, for users, trusted services
+-- and DBAs. Functions that act for the current principal run as the caller under RLS
 -- (SECURITY INVOKER). DBA functions are SECURITY DEFINER and executable by
 -- ama_admin only (grants in 090_grants.sql). Raw tokens and keys are returned
 -- once and never stored or logged; only SHA-256 hashes are kept.
