@@ -51,7 +51,7 @@ CREATE POLICY admins_manage_rate_policy_overrides ON ama.rate_policy_overrides F
 CREATE TABLE ama.routes (
     route          text PRIMARY KEY,
     handler        regprocedure NOT NULL,
-    -- Every route is limited (fix: 10 of 18 routes had no policy); a policy in use cannot be deleted.
+    -- Every route is limited; a policy in use cannot be deleted.
     rate_policy    text NOT NULL REFERENCES ama.rate_policies (name) ON UPDATE CASCADE ON DELETE RESTRICT,
     principals     text[] NOT NULL CHECK (principals <@ ARRAY['user', 'agent', 'visitor', 'service', 'anon']),
     success_status integer NOT NULL DEFAULT 200 CHECK (success_status BETWEEN 200 AND 299),
@@ -113,7 +113,7 @@ CREATE TYPE ama.rate_decision AS (
 
 -- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back.
 -- Keys given over SQL live in their own namespace (stored as sql:<key>), so a service can never touch the buckets
--- ama.request uses for IPs, tokens and users (fix: a service could lock any IP out). Rust: ratelimit::ama_rate_limit.
+-- ama.request uses for IPs, tokens and users, so no service can lock an IP out. Rust: ratelimit::ama_rate_limit.
 CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1)
 RETURNS ama.rate_decision
 LANGUAGE c VOLATILE PARALLEL UNSAFE

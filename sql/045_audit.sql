@@ -121,7 +121,7 @@ CREATE TRIGGER participants_audit_capabilities AFTER UPDATE OF capabilities ON a
     FOR EACH ROW WHEN (OLD.capabilities IS DISTINCT FROM NEW.capabilities)
     EXECUTE FUNCTION ama._audit_capabilities();
 
--- Limits and records a plan change, whoever makes it: 5 a minute per user, then AM429 (fix: a service's plain UPDATE skipped both).
+-- Limits and records a plan change, whoever makes it: 5 a minute per user, then AM429 (a service's plain UPDATE included).
 CREATE FUNCTION ama._plan_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

@@ -387,7 +387,7 @@ AS $$
     SELECT * FROM ama.audit_log WHERE at >= since ORDER BY audit_id DESC LIMIT greatest(least(max_rows, 100000), 0)
 $$;
 
--- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned (fix: a DBA's path could hijack its operators). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
+-- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned, so a DBA's path cannot hijack its operators. Follow with SET LOCAL ROLE authenticated (or anon, service_role).
 CREATE FUNCTION ama.impersonate(actor_id text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
