@@ -33,7 +33,7 @@ LANGUAGE c STABLE STRICT PARALLEL SAFE
 SUPPORT ama._membership_support
 AS 'MODULE_PATHNAME', 'ama_can_read';
 
--- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (fix: an xmin test missed rows made in a subtransaction).
+-- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (rows made in a subtransaction included).
 CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -67,7 +67,7 @@ AS $$
           FROM ama.actors a WHERE a.actor_id = actor), false)
 $$;
 
--- Whether the current actor may add an actor to a thread (fix: a manager could add anyone, even another owner's agent with run):
+-- Whether the current actor may add an actor to a thread (managing it is not enough: not anyone, not another owner's agent with run):
 -- users may be added by users and agents; an agent only by its owner's side or once its owner allowed it in; a visitor never.
 CREATE FUNCTION ama._may_add_participant(thread uuid, actor text, caps text[]) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
@@ -132,12 +132,12 @@ CREATE POLICY services_manage_actors ON ama.actors FOR ALL
 CREATE POLICY users_read_own_agent_profile ON ama.agent_profiles FOR SELECT
     USING (user_id = (SELECT ama.uid()));
 
--- agent_profiles: a user on any plan may switch their public page off (fix: a downgraded owner could not); the guard trigger keeps the rest unchanged.
+-- agent_profiles: a user on any plan may switch their public page off (a downgraded owner too); the guard trigger keeps the rest unchanged.
 CREATE POLICY users_switch_off_own_agent_profile ON ama.agent_profiles FOR UPDATE
     USING (user_id = (SELECT ama.uid()))
     WITH CHECK (user_id = (SELECT ama.uid()) AND NOT is_active);
 
--- agent_profiles: a starter user reads and writes their own profile, pointing only at an agent they own (fix: any agent could be claimed).
+-- agent_profiles: a starter user reads and writes their own profile, pointing only at an agent they own.
 CREATE POLICY starter_users_manage_own_agent_profile ON ama.agent_profiles FOR ALL
     USING (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter')))
     WITH CHECK (user_id = (SELECT ama.uid()) AND (SELECT ama.plan_at_least('starter'))
@@ -150,11 +150,11 @@ CREATE POLICY participants_read_threads ON ama.threads FOR SELECT
     USING (EXISTS (SELECT 1 FROM ama.participants p
                     WHERE p.thread_id = threads.thread_id AND p.actor_id = (SELECT ama.actor_id())));
 
--- threads: a creator sees the thread it is creating, until its participant rows exist (fix: the xmin test failed inside savepoints).
+-- threads: a creator sees the thread it is creating, until its participant rows exist (inside savepoints too).
 CREATE POLICY creators_read_threads_they_create ON ama.threads FOR SELECT
     USING (created_by = (SELECT ama.actor_id()) AND ama._can_add_participant(thread_id));
 
--- threads: users and agents create private threads in their own name; the dedupe key is set by ama._seal_private_thread() from the real participants (fix: a caller could squat another pair's key).
+-- threads: users and agents create private threads in their own name; the dedupe key is set by ama._seal_private_thread() from the real participants, so no caller can squat another pair's key.
 CREATE POLICY users_and_agents_create_private_threads ON ama.threads FOR INSERT
     WITH CHECK (thread_type = 'private'
                 AND participant_key IS NULL
@@ -190,7 +190,7 @@ CREATE POLICY managers_change_capabilities ON ama.participants FOR UPDATE
                 AND (SELECT ama.principal_kind()) IN ('user', 'agent')
                 AND (NOT 'run' = ANY (capabilities) OR ama._may_run(thread_id, actor_id)));
 
--- participants: an actor updates its own read marker, never its own capabilities (fix: any participant could grant itself manage).
+-- participants: an actor updates its own read marker, never its own capabilities (no participant grants itself manage).
 CREATE POLICY actors_update_own_read_marker ON ama.participants FOR UPDATE
     USING (actor_id = (SELECT ama.actor_id()))
     WITH CHECK (actor_id = (SELECT ama.actor_id())
@@ -233,7 +233,7 @@ CREATE POLICY starter_owners_issue_tokens ON ama.agent_tokens FOR INSERT
                              WHERE a.actor_id = agent_tokens.agent_actor_id
                                AND a.kind = 'agent' AND a.owner_user_id = (SELECT ama.uid())));
 
--- agent_tokens: a user revokes their own tokens, for good (fix: setting revoked_at back to NULL un-revoked a token).
+-- agent_tokens: a user revokes their own tokens, for good (revoked_at never goes back to NULL).
 CREATE POLICY owners_revoke_own_tokens ON ama.agent_tokens FOR UPDATE
     USING (owner_user_id = (SELECT ama.uid()))
     WITH CHECK (owner_user_id = (SELECT ama.uid()) AND revoked_at IS NOT NULL);
@@ -257,14 +257,17 @@ CREATE POLICY owners_withdraw_own_allowances ON ama.agent_allowances FOR DELETE
 -- internal_keys, visitor_tokens, visitors, event_keys, audit_log, rate tables: no policy, so request roles
 -- see nothing; they are reached only through the SECURITY DEFINER API in 050/060.
 
--- Assigns thread_seq under the thread's row lock (no gaps, no duplicates); first refuses a sender without send (fix: it locked others' threads before RLS ran, and its AM404 let ids be probed).
+-- plans: DBAs edit them directly (table grants in 090_grants.sql); the rate tables' policies are in 040_ratelimit.sql.
+CREATE POLICY admins_manage_plans ON ama.plans FOR ALL TO ama_admin USING (true) WITH CHECK (true);
+
+-- Assigns thread_seq under the thread's row lock (no gaps, no duplicates); first refuses a sender without send, so it never locks others' threads before RLS runs and its AM404 cannot probe ids.
 CREATE FUNCTION ama._assign_thread_seq() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- A service posts only in its own name (fix: a service login without a context could tell existing thread ids from
-    -- unknown ones by the error); a superuser's bulk load (no context) is not checked.
+    -- A service posts only in its own name, so a service login without a context cannot tell existing thread ids from
+    -- unknown ones by the error; a superuser's bulk load (no context) is not checked.
     IF ama.principal_kind() = 'service' AND ama.actor_id() IS DISTINCT FROM NEW.sender_id
        AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user) THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'new row violates row-level security policy for table "messages"';

@@ -4,7 +4,7 @@
 -- re-poll at once. Any database role may LISTEN to any channel, so the payload
 -- is sealed (XChaCha20-Poly1305 under the key in ama.event_keys, a fresh nonce
 -- each time): listeners without the key learn neither thread ids nor message
--- counts per thread (fix: the payload was <thread_id>:<seq> in clear text).
+-- counts per thread.
 -- ============================================================================
 
 -- The sealing key, made once at install from the server's strong random source.
@@ -18,7 +18,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT k.key FROM ama.event_keys k WHERE k.key_id = 1 $$;
 
 -- Tells live streams that a message committed (NOTIFY is delivered at commit). The payload is sealed with ama.event_keys
--- (fix: any role could LISTEN and read every thread id and message count); only the shim holds the key.
+-- (any role may LISTEN); only the shim holds the key.
 CREATE FUNCTION ama._notify_message() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

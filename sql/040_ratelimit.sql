@@ -18,6 +18,8 @@ CREATE TABLE ama.rate_policies (
 );
 ALTER TABLE ama.rate_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.rate_policies FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_rate_policies ON ama.rate_policies FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- The contract's limits (section 3.3): every route has one. Failed authentication counts per (client IP, credential kind).
 INSERT INTO ama.rate_policies (name, policy_id, rate_limit, key_kind, description) VALUES
@@ -42,12 +44,14 @@ CREATE TABLE ama.rate_policy_overrides (
 );
 ALTER TABLE ama.rate_policy_overrides ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.rate_policy_overrides FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_rate_policy_overrides ON ama.rate_policy_overrides FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- HTTP routes: the SQL function that serves each, its rate policy and who may call it.
 CREATE TABLE ama.routes (
     route          text PRIMARY KEY,
     handler        regprocedure NOT NULL,
-    -- Every route is limited (fix: 10 of 18 routes had no policy); a policy in use cannot be deleted.
+    -- Every route is limited; a policy in use cannot be deleted.
     rate_policy    text NOT NULL REFERENCES ama.rate_policies (name) ON UPDATE CASCADE ON DELETE RESTRICT,
     principals     text[] NOT NULL CHECK (principals <@ ARRAY['user', 'agent', 'visitor', 'service', 'anon']),
     success_status integer NOT NULL DEFAULT 200 CHECK (success_status BETWEEN 200 AND 299),
@@ -55,6 +59,8 @@ CREATE TABLE ama.routes (
 );
 ALTER TABLE ama.routes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ama.routes FORCE ROW LEVEL SECURITY;
+-- DBAs edit them directly (table grants in 090_grants.sql).
+CREATE POLICY admins_manage_routes ON ama.routes FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- Every policy with its per-plan overrides, as the ledger caches them (read past RLS for any caller).
 CREATE FUNCTION ama._rate_policy_rows()
@@ -72,19 +78,19 @@ $$;
 
 -- Policy changes reach every backend on its next request.
 CREATE TRIGGER rate_policies_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.rate_policies
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Override changes reach every backend on its next request.
 CREATE TRIGGER rate_policy_overrides_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.rate_policy_overrides
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Route changes reach every backend on its next request.
 CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.routes
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Plan changes (ranks, token allowances) reach every backend on its next request.
 CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ama.plans
-    FOR EACH STATEMENT EXECUTE FUNCTION ama._rate_policies_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION ama._bump_cache_generation();
 
 -- Live buckets for DBAs: the key is a token id, user id or IP, never a secret.
 CREATE VIEW ama.rate_limit_buckets AS
@@ -107,7 +113,7 @@ CREATE TYPE ama.rate_decision AS (
 
 -- Takes one decision for a key under a policy (for a plan when given); the hit counts even if the transaction rolls back.
 -- Keys given over SQL live in their own namespace (stored as sql:<key>), so a service can never touch the buckets
--- ama.request uses for IPs, tokens and users (fix: a service could lock any IP out). Rust: ratelimit::ama_rate_limit.
+-- ama.request uses for IPs, tokens and users, so no service can lock an IP out. Rust: ratelimit::ama_rate_limit.
 CREATE FUNCTION ama.rate_limit(policy text, key text, plan text DEFAULT NULL, cost integer DEFAULT 1)
 RETURNS ama.rate_decision
 LANGUAGE c VOLATILE PARALLEL UNSAFE

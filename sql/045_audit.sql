@@ -2,10 +2,9 @@
 -- ama_pg 045: the audit trail, written by triggers on the data itself
 -- Security events are recorded by the change that makes them, whatever path
 -- made it (an API route, the SQL API, a plain UPDATE by a service), so no path
--- skips its audit row and no caller can append a row of its own choosing
--- (fix: ama._audit was executable by the request roles and services, which
--- could forge any event). Trigger functions cannot be called directly, and
--- ama._audit is executable by nobody but the extension's own code.
+-- skips its audit row and no caller can append a row of its own choosing:
+-- trigger functions cannot be called directly, and ama._audit and
+-- ama._audit_as are executable by nobody but the extension's own code.
 -- ============================================================================
 
 -- Who did it: the request's actor, else the service login or the DBA's login.
@@ -18,15 +17,26 @@ AS $$
                          THEN 'service:' ELSE 'dba:' END || session_user)
 $$;
 
--- Appends a security event in the current actor's name; for the extension's own code only.
-CREATE FUNCTION ama._audit(event text, subject text DEFAULT NULL, detail jsonb DEFAULT '{}')
+-- Appends a security event: the one writer of ama.audit_log (rows are never updated or deleted).
+-- For the extension's own code only: ama._audit below, the DBA functions that name the DBA, and
+-- ama.request's Rust half, which names the request's actor and client before any context is set.
+CREATE FUNCTION ama._audit_as(actor_id text, client_ip inet, event text, subject text DEFAULT NULL,
+                              detail jsonb DEFAULT '{}')
 RETURNS void LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail)
-    VALUES (event, ama._audit_actor(), subject,
-            nullif(pg_catalog.current_setting('ama.client_ip', true), '')::pg_catalog.inet,
-            coalesce(detail, '{}'))
+    VALUES (event, actor_id, subject, client_ip, coalesce(detail, '{}'))
+$$;
+
+-- Appends a security event in the current actor's name, from the current client; for the extension's own code only.
+CREATE FUNCTION ama._audit(event text, subject text DEFAULT NULL, detail jsonb DEFAULT '{}')
+RETURNS void LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ama._audit_as(ama._audit_actor(),
+                         nullif(pg_catalog.current_setting('ama.client_ip', true), '')::pg_catalog.inet,
+                         event, subject, detail)
 $$;
 
 -- Holds a user to their plan's max_agent_tokens active tokens, whichever path they insert one by (the API or a plain INSERT under RLS).
@@ -111,7 +121,7 @@ CREATE TRIGGER participants_audit_capabilities AFTER UPDATE OF capabilities ON a
     FOR EACH ROW WHEN (OLD.capabilities IS DISTINCT FROM NEW.capabilities)
     EXECUTE FUNCTION ama._audit_capabilities();
 
--- Limits and records a plan change, whoever makes it: 5 a minute per user, then AM429 (fix: a service's plain UPDATE skipped both).
+-- Limits and records a plan change, whoever makes it: 5 a minute per user, then AM429 (a service's plain UPDATE included).
 CREATE FUNCTION ama._plan_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

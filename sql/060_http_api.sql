@@ -121,7 +121,7 @@ END
 $$;
 
 -- The path's thread id, visible to the caller (AM404 otherwise), with the caller's capabilities. A visitor token
--- reaches only the one thread it was issued for, whatever the participants table says (fix: only membership was checked).
+-- reaches only the one thread it was issued for, whatever the participants table says.
 CREATE FUNCTION ama._thread_for(args jsonb, needed text) RETURNS uuid
 LANGUAGE plpgsql STABLE
 AS $$
@@ -141,8 +141,8 @@ BEGIN
 END
 $$;
 
--- Fills a participant's kind and display name from its actor row, whatever the insert said (fix: a manager could show
--- another participant under a name of its choosing).
+-- Fills a participant's kind and display name from its actor row, whatever the insert said, so no manager can show
+-- another participant under a name of its choosing.
 CREATE FUNCTION ama._fill_participant() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -163,7 +163,7 @@ CREATE TRIGGER participants_fill BEFORE INSERT ON ama.participants
     FOR EACH ROW EXECUTE FUNCTION ama._fill_participant();
 
 -- Makes sure the named users exist (a user not seen yet is provisioned on the basic plan, as at first sign-in), so creating
--- a thread answers the same whether a user id existed or not (fix: "user not found" let ids be probed). Users and agents only.
+-- a thread answers the same whether a user id existed or not, and ids cannot be probed. Users and agents only.
 CREATE FUNCTION ama._ensure_users(ids uuid[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -175,13 +175,11 @@ BEGIN
     IF pg_catalog.cardinality(ids) > 50 THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'target_user_ids: at most 50 users';
     END IF;
-    INSERT INTO ama.users (user_id) SELECT DISTINCT i FROM pg_catalog.unnest(ids) i ON CONFLICT (user_id) DO NOTHING;
-    INSERT INTO ama.actors (actor_id, kind, owner_user_id)
-    SELECT DISTINCT 'user:' || i::text, 'user', i FROM pg_catalog.unnest(ids) i ON CONFLICT (actor_id) DO NOTHING;
+    PERFORM ama._provision_user(i) FROM (SELECT DISTINCT i FROM pg_catalog.unnest(ids) i) AS u;
 END
 $$;
 
--- Sets a new private thread's dedupe key from its real participants; only its creator, once, when it takes part (fix: callers chose the key).
+-- Sets a new private thread's dedupe key from its real participants; only its creator, once, when it takes part; callers never choose the key.
 CREATE FUNCTION ama._seal_private_thread(thread uuid) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -206,7 +204,7 @@ END
 $$;
 
 -- One thread as the API shows it, with participants and the caller's unread count. Without read, the caller sees that it
--- takes part, never what was said: no preview, time or count of messages (fix: threads.list showed them to send-only members).
+-- takes part, never what was said: no preview, time or count of messages.
 CREATE FUNCTION ama._thread_json(id uuid) RETURNS jsonb
 LANGUAGE sql STABLE
 AS $$
@@ -289,7 +287,7 @@ BEGIN
     IF me IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sending needs an identity';
     END IF;
-    -- Fix: a thread the caller does not take part in is not found (it raised 42501, so ids could be probed).
+    -- A thread the caller does not take part in is not found, as one that does not exist, so ids cannot be probed.
     IF kind <> 'service' AND NOT EXISTS (SELECT 1 FROM ama.threads t WHERE t.thread_id = post_message.thread_id) THEN
         RAISE EXCEPTION USING ERRCODE = 'AM404', MESSAGE = 'thread not found';
     END IF;
@@ -418,8 +416,8 @@ BEGIN
     key := encode(sha256(convert_to(array_to_string(members, ','), 'UTF8')), 'hex');
     SELECT t.thread_id INTO id FROM ama.threads t WHERE t.thread_type = 'private' AND t.participant_key = key;
     IF id IS NULL THEN
-        -- Fix: the id is chosen here and the INSERT is plain: RETURNING and ON CONFLICT make INSERT check the
-        -- SELECT policies, which cannot see a row not stored yet, so every creation failed under RLS.
+        -- The id is chosen here and the INSERT is plain: RETURNING and ON CONFLICT would make INSERT check the
+        -- SELECT policies, which cannot see a row not stored yet, so the creation would fail under RLS.
         id := gen_random_uuid();
         BEGIN
             INSERT INTO ama.threads (thread_id, thread_type, participation_mode, owner_user_id, created_by)
@@ -745,7 +743,7 @@ BEGIN
     END;
     SELECT t.thread_id INTO ws FROM ama.threads t WHERE t.thread_type = 'workspace' AND t.owner_user_id = me;
     IF ws IS NULL THEN
-        -- Fix: no RETURNING and no ON CONFLICT (their SELECT-policy check rejected the not-yet-stored row under RLS).
+        -- No RETURNING and no ON CONFLICT: their SELECT-policy check would reject the not-yet-stored row under RLS.
         ws := gen_random_uuid();
         BEGIN
             INSERT INTO ama.threads (thread_id, thread_type, owner_user_id, created_by, participant_key)
@@ -764,7 +762,7 @@ END
 $$;
 
 -- Posts a visitor's message in the visitor's name. The SET clauses restore every context setting when it returns, so the
--- visitor's identity never outlives this call (fix: api_public_send left it set for the rest of the caller's transaction).
+-- visitor's identity never outlives this call, even inside the caller's transaction.
 -- Executable by nobody: only ama.api_public_send (SECURITY DEFINER) calls it.
 CREATE FUNCTION ama._post_as_visitor(visitor text, thread uuid, content text, cmid text) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
@@ -819,7 +817,7 @@ BEGIN
     END IF;
     content := ama._text(body, 'content', 5000, 1);
     cmid := ama._text(body, 'client_message_id', 200, 1);
-    -- A page is live while it is active and its owner's plan still has public agents (fix: a downgrade kept it open).
+    -- A page is live while it is active and its owner's plan still has public agents: a downgrade closes it.
     SELECT p.* INTO prof FROM ama.agent_profiles p
       JOIN ama.users u ON u.user_id = p.user_id
       JOIN ama.plans have ON have.plan = u.plan

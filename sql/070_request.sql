@@ -43,10 +43,12 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         SELECT * INTO http FROM ama._http_error(state);
-        IF http.http_status >= 500 AND http.http_status <> 501 THEN
+        IF http.public_message IS NOT NULL THEN
             -- Unexpected errors keep their detail in the server log, not in the response.
-            RAISE LOG 'ama.request % failed: % %', route, state, msg;
-            msg := CASE WHEN http.http_status = 503 THEN 'service temporarily unavailable' ELSE 'internal error' END;
+            IF http.http_status >= 500 THEN
+                RAISE LOG 'ama.request % failed: % %', route, state, msg;
+            END IF;
+            msg := http.public_message;
         END IF;
         RETURN jsonb_build_object('status', http.http_status,
                                   'body', jsonb_build_object('code', http.error_code, 'message', msg),

@@ -45,7 +45,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION ama.events_key() TO ama_authenticator;
 
 -- Trusted services create users, check tokens and keys, and take rate-limit decisions over SQL.
-GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama.verify_agent_token(text),
+-- ama._provision_user runs as its caller: under RLS it creates only what a service could INSERT itself.
+GRANT EXECUTE ON FUNCTION ama.upsert_user(uuid, text, text, text), ama._provision_user(uuid, text, text), ama.verify_agent_token(text),
     ama.verify_internal_key(text), ama._credential_used(text, bytea), ama.rate_limit(text, text, text, integer), ama._rate_policy_rows(),
     ama.rate_limit_enforce(text, text, text)
     TO service_role, ama_service, ama_admin;
@@ -64,12 +65,6 @@ GRANT anon, authenticated, service_role TO ama_admin;
 -- DBAs edit plans, rate policies, overrides and routes directly.
 GRANT SELECT, INSERT, UPDATE, DELETE ON ama.plans, ama.rate_policies, ama.rate_policy_overrides, ama.routes TO ama_admin;
 GRANT SELECT ON ama.rate_limit_buckets, ama.rate_limit_counters TO ama_admin;
-
--- DBAs manage plans, policies, overrides and routes through their own policies.
-CREATE POLICY admins_manage_rate_policies ON ama.rate_policies FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_rate_policy_overrides ON ama.rate_policy_overrides FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_routes ON ama.routes FOR ALL TO ama_admin USING (true) WITH CHECK (true);
-CREATE POLICY admins_manage_plans ON ama.plans FOR ALL TO ama_admin USING (true) WITH CHECK (true);
 
 -- Table privileges for the roles that run under RLS.
 GRANT SELECT ON ama.plans TO anon, authenticated, service_role, ama_service;

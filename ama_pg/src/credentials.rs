@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use std::ffi::CStr;
 
 use crate::probe::{self, Key};
-use crate::{errors, plans, rawfn, v1_function};
+use crate::{errors, prepared, rawfn, v1_function};
 
 /// A verified credential.
 pub struct Verified {
@@ -36,12 +36,8 @@ pub fn user_plan(user: &pgrx::Uuid) -> Option<String> {
 }
 
 pub fn kind_from_name(kind: &str) -> TokenKind {
-    match kind {
-        "agent" => TokenKind::Agent,
-        "visitor" => TokenKind::Visitor,
-        "internal" => TokenKind::InternalKey,
-        _ => errors::bad_input("token kind must be one of agent, visitor, internal"),
-    }
+    kind.parse()
+        .unwrap_or_else(|e: token::UnknownKind| errors::bad_input(&e.to_string()))
 }
 
 /// Where a credential kind lives.
@@ -58,8 +54,8 @@ struct Table {
     owner: Option<&'static CStr>,
     /// The one thread the credential is bound to.
     thread: Option<&'static CStr>,
-    /// The name `ama._credential_used()` knows the kind by.
-    kind: &'static str,
+    /// The kind, by whose name `ama._credential_used()` knows it.
+    kind: TokenKind,
 }
 
 const AGENT: Table = Table {
@@ -71,7 +67,7 @@ const AGENT: Table = Table {
     expires: Some(c"expires_at"),
     owner: Some(c"owner_user_id"),
     thread: None,
-    kind: "agent",
+    kind: TokenKind::Agent,
 };
 
 const VISITOR: Table = Table {
@@ -83,7 +79,7 @@ const VISITOR: Table = Table {
     expires: Some(c"expires_at"),
     owner: None,
     thread: Some(c"thread_id"),
-    kind: "visitor",
+    kind: TokenKind::Visitor,
 };
 
 const KEY: Table = Table {
@@ -95,7 +91,7 @@ const KEY: Table = Table {
     expires: None,
     owner: None,
     thread: None,
-    kind: "internal",
+    kind: TokenKind::InternalKey,
 };
 
 /// `last_used_at` is written when it is older than this (microseconds).
@@ -153,9 +149,13 @@ pub fn verify(kind: TokenKind, raw: &str) -> Option<Verified> {
     }
     if found.stale {
         Spi::connect(|client| {
-            let touch = plans::plan(client, TOUCH, &[plans::TEXT, plans::BYTEA]);
+            let touch = prepared::statement(client, TOUCH, &[prepared::TEXT, prepared::BYTEA]);
             client
-                .select(&*touch, None, &[t.kind.into(), hash.as_slice().into()])
+                .select(
+                    &*touch,
+                    None,
+                    &[t.kind.name().into(), hash.as_slice().into()],
+                )
                 .map(|_| ())
         })
         .unwrap_or_else(|e| errors::internal(&format!("cannot record credential use: {e}")));

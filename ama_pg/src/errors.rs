@@ -37,7 +37,7 @@ pub fn unauthorized() -> ! {
     ereport!(
         ERROR,
         PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-        "invalid or expired credential"
+        ama_core::envelope::UNAUTHORIZED
     );
 }
 
@@ -70,11 +70,24 @@ fn sqlstate_http_map() -> TableIterator<
     TableIterator::new(rows)
 }
 
-/// HTTP status and AMA2 error code for one SQLSTATE (the same table the shim uses).
+/// HTTP status, AMA2 error code and public message for one SQLSTATE (the tables the shim uses:
+/// `ama_core::errors` and `ama_core::envelope`). The public message replaces the database's own
+/// in the response; it is NULL when the database's message is written to be shown.
 #[pg_extern(immutable, parallel_safe, strict, name = "_http_error")]
 fn http_error(
     sqlstate: &str,
-) -> TableIterator<'static, (name!(http_status, i32), name!(error_code, String))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(http_status, i32),
+        name!(error_code, String),
+        name!(public_message, Option<String>),
+    ),
+> {
     let m = ama_core::errors::http_for(sqlstate);
-    TableIterator::once((i32::from(m.status), m.code.to_string()))
+    TableIterator::once((
+        i32::from(m.status),
+        m.code.to_string(),
+        ama_core::envelope::public_message(m.status).map(str::to_string),
+    ))
 }

@@ -5,6 +5,11 @@
 //! - [`gucs`]: the request-context settings (SUSET, so no session can forge them);
 //! - [`credentials`]: agent tokens, visitor tokens and internal keys (format, hash, lookup);
 //! - [`ratelimit`]: the shared-memory GCRA ledger;
+//! - [`cache_generation`]: the shared-memory counter that tells backends to reload the cached
+//!   plans, rate policies and routes;
+//! - [`membership`]: the current actor's membership of a thread, memoised per snapshot, for the
+//!   RLS policies; [`capabilities`]: capability names;
+//! - [`prepared`]: SPI statements prepared once per backend;
 //! - [`request`]: the Rust half of `ama.request()`, the one statement the shim sends per request.
 
 use pgrx::prelude::*;
@@ -12,12 +17,14 @@ use pgrx::prelude::*;
 #[cfg(not(panic = "unwind"))]
 compile_error!("ama_pg must be built with panic = \"unwind\" (see the workspace Cargo.toml)");
 
-mod caps;
+mod cache_generation;
+mod capabilities;
 mod credentials;
 mod errors;
 mod events;
 mod gucs;
-mod plans;
+mod membership;
+mod prepared;
 mod probe;
 mod ratelimit;
 mod rawfn;
@@ -51,7 +58,7 @@ pgrx::extension_sql_file!(
     name = "ratelimit_sql",
     requires = [
         "events_sql",
-        ratelimit::_rate_policies_changed,
+        cache_generation::_bump_cache_generation,
         ratelimit::rate_buckets,
         ratelimit::rate_counters
     ]
@@ -62,14 +69,14 @@ pgrx::extension_sql_file!(
     requires = ["ratelimit_sql"]
 );
 pgrx::extension_sql_file!(
-    "../../sql/050_admin_api.sql",
-    name = "admin_api",
+    "../../sql/050_sql_api.sql",
+    name = "sql_api",
     requires = ["audit_sql", credentials::token_new, credentials::token_hash]
 );
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",
     name = "http_api",
-    requires = ["admin_api"]
+    requires = ["sql_api"]
 );
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",
@@ -89,6 +96,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         ratelimit::init_shmem();
+        cache_generation::init_shmem();
     }
 }
 

@@ -18,6 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::cache_generation::{self, Cached};
 use crate::{errors, gucs, rawfn, v1_function};
 
 /// Slots per group (one probe sequence). Sixteen ways keep live keys from being evicted until the
@@ -68,7 +69,6 @@ struct Header {
     magic: u64,
     groups: u64,
     salt: [u64; 2],
-    generation: AtomicU64,
     evictions: AtomicU64,
     allowed: [AtomicU64; MAX_POLICIES],
     denied: [AtomicU64; MAX_POLICIES],
@@ -135,7 +135,6 @@ unsafe extern "C-unwind" fn shmem_startup() {
                 u64::from_le_bytes(salt[..8].try_into().unwrap_or_default()),
                 u64::from_le_bytes(salt[8..].try_into().unwrap_or_default()),
             ];
-            (*ptr).generation.store(1, Ordering::Release);
             (*ptr).magic = MAGIC;
         }
         SHMEM = ptr;
@@ -155,12 +154,6 @@ fn header() -> &'static Header {
         );
     }
     unsafe { &*ptr }
-}
-
-/// Whether the ledger is available (the library was preloaded).
-pub fn available() -> bool {
-    let ptr = unsafe { SHMEM };
-    !ptr.is_null() && unsafe { (*ptr).magic } == MAGIC
 }
 
 fn groups(h: &Header) -> &[Group] {
@@ -371,18 +364,6 @@ pub fn capacity() -> u64 {
     header().groups * GROUP as u64
 }
 
-/// The policy/route generation; bumped by triggers on the policy tables.
-pub fn generation() -> u64 {
-    header().generation.load(Ordering::Acquire)
-}
-
-/// Marks cached policies and routes stale in every backend.
-pub fn bump_generation() {
-    if available() {
-        header().generation.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Policies, cached per backend and reloaded when the generation changes.
 // ---------------------------------------------------------------------------
@@ -410,8 +391,8 @@ impl CachedPolicy {
 }
 
 thread_local! {
-    static POLICIES: std::cell::RefCell<(u64, HashMap<String, Rc<CachedPolicy>>)> =
-        std::cell::RefCell::new((0, HashMap::new()));
+    static POLICIES: std::cell::RefCell<Cached<HashMap<String, Rc<CachedPolicy>>>> =
+        std::cell::RefCell::new(Cached::default());
 }
 
 fn load_policies() -> HashMap<String, Rc<CachedPolicy>> {
@@ -454,14 +435,7 @@ fn load_policies() -> HashMap<String, Rc<CachedPolicy>> {
 
 /// Runs `f` on the backend's policy cache, reloading it first when a DBA changed the policies.
 fn with_policies<R>(f: impl FnOnce(&HashMap<String, Rc<CachedPolicy>>) -> R) -> R {
-    let gen = generation();
-    POLICIES.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        if cache.0 != gen {
-            *cache = (gen, load_policies());
-        }
-        f(&cache.1)
-    })
+    POLICIES.with(|cell| f(cell.borrow_mut().get(load_policies)))
 }
 
 /// Looks a policy up by name.
@@ -629,16 +603,9 @@ fn rate_limit_ledger() -> TableIterator<
         name!(generation, i64),
     ),
 > {
-    TableIterator::once((capacity() as i64, evictions() as i64, generation() as i64))
-}
-
-/// Trigger: a DBA changed policies or routes; every backend reloads on its next request.
-#[pg_trigger]
-fn _rate_policies_changed<'a>(
-    _trigger: &'a pgrx::PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByPostgres>>, std::convert::Infallible> {
-    bump_generation();
-    // Bump again once the change is visible, so no backend caches the pre-commit rows.
-    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, bump_generation);
-    Ok(None)
+    TableIterator::once((
+        capacity() as i64,
+        evictions() as i64,
+        cache_generation::current() as i64,
+    ))
 }

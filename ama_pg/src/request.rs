@@ -19,6 +19,7 @@
 //! Authentication failures and rate-limit denials are returned as an envelope rather than raised,
 //! so their audit rows commit. Errors raised by the route function propagate with their SQLSTATE.
 
+use ama_core::envelope::{self as msg, Envelope, Rate};
 use ama_core::gcra;
 use ama_core::token::TokenKind;
 use pgrx::prelude::*;
@@ -26,11 +27,11 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+use crate::cache_generation::Cached;
 use crate::{credentials, errors, gucs, ratelimit};
 
 /// Policy that counts failed authentication attempts per (client IP, credential kind).
 const AUTH_FAILURE_POLICY: &str = "auth_failures";
-const GENERIC_401: &str = "invalid or expired credential";
 
 #[derive(Clone)]
 struct Route {
@@ -49,8 +50,7 @@ struct Tables {
 }
 
 thread_local! {
-    static TABLES: std::cell::RefCell<(u64, Tables)> =
-        std::cell::RefCell::new((0, Tables::default()));
+    static TABLES: std::cell::RefCell<Cached<Tables>> = std::cell::RefCell::new(Cached::default());
 }
 
 fn load_tables() -> Tables {
@@ -97,14 +97,7 @@ fn load_routes() -> HashMap<String, Route> {
 }
 
 fn with_tables<R>(f: impl FnOnce(&Tables) -> R) -> R {
-    let gen = ratelimit::generation();
-    TABLES.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        if cache.0 != gen {
-            *cache = (gen, load_tables());
-        }
-        f(&cache.1)
-    })
+    TABLES.with(|cell| f(cell.borrow_mut().get(load_tables)))
 }
 
 fn route(name: &str) -> Option<Route> {
@@ -130,40 +123,33 @@ struct Principal {
     claims: Value,
 }
 
-fn envelope(status: u16, code: &str, message: &str, rate: Value) -> JsonB {
-    JsonB(json!({
-        "status": status,
-        "body": {"code": code, "message": message},
-        "rate": rate,
-        "principal": Value::Null,
-    }))
+/// A final error envelope (401, 403, 429), returned instead of calling the route.
+fn error_envelope(status: u16, code: &str, message: &str, rate: Option<Rate>) -> JsonB {
+    JsonB(Envelope::error(status, code, message, rate).to_json())
 }
 
-fn rate_json(p: &ratelimit::CachedPolicy, d: &gcra::Decision) -> Value {
-    json!({
-        "policy": p.name,
-        "limit": d.limit,
-        "remaining": d.remaining,
-        "reset": gcra::ceil_secs(d.reset_ns),
-        "retry_after": gcra::ceil_secs(d.retry_after_ns),
-        "window": p.window_secs(),
-    })
+fn rate(p: &ratelimit::CachedPolicy, d: &gcra::Decision) -> Rate {
+    Rate {
+        policy: p.name.clone(),
+        limit: u64::from(d.limit),
+        remaining: u64::from(d.remaining),
+        reset: gcra::ceil_secs(d.reset_ns),
+        retry_after: gcra::ceil_secs(d.retry_after_ns),
+        window: p.window_secs(),
+    }
 }
 
+/// Appends a security event through `ama._audit_as()`, naming the actor and the client itself:
+/// the request's context is not set yet.
 fn audit(event: &str, actor: Option<&str>, subject: Option<&str>, ip: &str, detail: Value) {
-    let ip = if ip.parse::<std::net::IpAddr>().is_ok() {
-        Some(ip.to_string())
-    } else {
-        None
-    };
+    let ip = ip.parse::<std::net::IpAddr>().ok().map(|a| a.to_string());
     let _ = Spi::run_with_args(
-        "INSERT INTO ama.audit_log (event, actor_id, subject, client_ip, detail) \
-         VALUES ($1, $2, $3, $4::inet, $5)",
+        "SELECT ama._audit_as($1, $2::inet, $3, $4, $5)",
         &[
-            event.into(),
             actor.into(),
-            subject.into(),
             ip.into(),
+            event.into(),
+            subject.into(),
             JsonB(detail).into(),
         ],
     );
@@ -175,28 +161,22 @@ fn user_principal(mut claims: Value) -> Option<Principal> {
     claims
         .as_object_mut()?
         .insert("role".into(), Value::String("authenticated".into()));
-    let sub = claims.get("sub")?.as_str()?;
-    let uid = uuid_text(sub)?;
+    let uid = ama_core::claims::user_id(claims.get("sub")?.as_str()?)?;
     let email = claims
         .get("email")
         .and_then(Value::as_str)
         .map(|e| e.chars().take(320).collect::<String>());
-    let mut bytes = [0u8; 16];
-    hex::decode_to_slice(uid.replace('-', ""), &mut bytes).ok()?;
-    let plan = match credentials::user_plan(&pgrx::Uuid::from_bytes(bytes)) {
+    let id = pgrx::Uuid::from_bytes(*uid.as_bytes());
+    let plan = match credentials::user_plan(&id) {
         Some(p) => p,
         None => {
-            // First sight of a Supabase user: provision the row on the basic plan. The email is
+            // First sight of a Supabase user: provision the row on the default plan. The email is
             // never the display name (co-participants see display names).
-            let _ = Spi::run_with_args(
-                "WITH u AS (INSERT INTO ama.users (user_id, email) VALUES ($1::uuid, $2) \
-                            ON CONFLICT (user_id) DO NOTHING RETURNING user_id) \
-                 INSERT INTO ama.actors (actor_id, kind, owner_user_id) \
-                 SELECT 'user:' || user_id, 'user', user_id FROM u \
-                 ON CONFLICT (actor_id) DO NOTHING",
-                &[uid.clone().into(), email.into()],
-            );
-            "basic".to_string()
+            Spi::get_one_with_args::<String>(
+                "SELECT ama._provision_user($1, $2)",
+                &[id.into(), email.into()],
+            )
+            .ok()??
         }
     };
     let actor = format!("user:{uid}");
@@ -212,17 +192,6 @@ fn user_principal(mut claims: Value) -> Option<Principal> {
     })
 }
 
-/// Canonical lower-case UUID text, or None.
-pub fn uuid_text(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let ok = b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        });
-    ok.then(|| s.to_ascii_lowercase())
-}
-
 fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
     let v = credentials::verify(kind, raw)?;
     // An agent acts on its owner's plan.
@@ -230,10 +199,11 @@ fn token_principal(kind: TokenKind, raw: &str) -> Option<Principal> {
         Some(owner) => credentials::user_plan(owner)?,
         None => String::new(),
     };
-    let (pkind, role, key_prefix) = match kind {
-        TokenKind::Agent => ("agent", "authenticated", "tok"),
-        TokenKind::Visitor => ("visitor", "anon", "vst"),
-        TokenKind::InternalKey => ("service", "service_role", "key"),
+    let pkind = kind.principal_kind();
+    let (role, key_prefix) = match kind {
+        TokenKind::Agent => ("authenticated", "tok"),
+        TokenKind::Visitor => ("anon", "vst"),
+        TokenKind::InternalKey => ("service_role", "key"),
     };
     let mut claims =
         json!({"principal_kind": pkind, "actor_id": v.actor_id, "credential_id": v.id});
@@ -273,17 +243,12 @@ fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
         Some(fp) => {
             let key = auth_failure_key(scope, kind);
             let d = ratelimit::decide(fp.id, &fp.base, &key, 1, true).decision;
-            (d.allowed, rate_json(&fp, &d))
+            (d.allowed, Some(rate(&fp, &d)))
         }
-        None => (true, Value::Null),
+        None => (true, None),
     };
     if !allowed {
-        return envelope(
-            429,
-            "RATE_LIMITED",
-            "too many failed authentication attempts",
-            rate,
-        );
+        return error_envelope(429, "RATE_LIMITED", msg::TOO_MANY_AUTH_FAILURES, rate);
     }
     audit(
         "auth_failed",
@@ -292,7 +257,7 @@ fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
         ip,
         json!({"credential_kind": kind}),
     );
-    envelope(401, "UNAUTHORIZED", GENERIC_401, rate)
+    error_envelope(401, "UNAUTHORIZED", msg::UNAUTHORIZED, rate)
 }
 
 /// The ledger key of failed authentications: one per (client IP, credential kind).
@@ -360,9 +325,9 @@ fn request_begin(
     } else {
         let authenticated = match (kind, credential, claims) {
             ("jwt", _, Some(JsonB(c))) => user_principal(c),
-            ("agent", Some(raw), _) => token_principal(TokenKind::Agent, raw),
-            ("visitor", Some(raw), _) => token_principal(TokenKind::Visitor, raw),
-            ("internal", Some(raw), _) => token_principal(TokenKind::InternalKey, raw),
+            (name, Some(raw), _) => {
+                TokenKind::from_name(name).and_then(|k| token_principal(k, raw))
+            }
             _ => None,
         };
         let Some(p) = authenticated else {
@@ -373,34 +338,24 @@ fn request_begin(
 
     // An agent acts on its owner's current plan: a downgrade takes effect on the next request.
     if principal.kind == "agent" && !plan_has_agents(&principal.plan) {
-        return envelope(
-            403,
-            "FORBIDDEN",
-            "this agent's owner needs the starter plan or higher",
-            Value::Null,
-        );
+        return error_envelope(403, "FORBIDDEN", msg::AGENT_PLAN_REQUIRED, None);
     }
 
     if !rt.principals.iter().any(|k| k == principal.kind) {
         return if principal.kind == "anon" {
-            envelope(
-                401,
-                "UNAUTHORIZED",
-                "this route needs a credential",
-                Value::Null,
-            )
+            error_envelope(401, "UNAUTHORIZED", msg::CREDENTIAL_REQUIRED, None)
         } else {
-            envelope(
+            error_envelope(
                 403,
                 "FORBIDDEN",
-                &format!("this route does not accept {} credentials", principal.kind),
-                Value::Null,
+                &msg::principal_refused(principal.kind),
+                None,
             )
         };
     }
 
     // Rate limit.
-    let mut rate = Value::Null;
+    let mut rate_state = None;
     if let Some(pname) = &rt.policy {
         if let Some(p) = ratelimit::policy(pname) {
             let key = match p.key_kind.as_str() {
@@ -413,7 +368,7 @@ fn request_begin(
                 _ => principal.credential_key.clone(),
             };
             let out = ratelimit::decide(p.id, &p.for_plan(&principal.plan), &key, 1, true);
-            rate = rate_json(&p, &out.decision);
+            let state = rate(&p, &out.decision);
             if !out.decision.allowed {
                 if out.first_denial {
                     audit(
@@ -424,8 +379,9 @@ fn request_begin(
                         json!({"policy": p.name, "route": route_name}),
                     );
                 }
-                return envelope(429, "RATE_LIMITED", "rate limit exceeded", rate);
+                return error_envelope(429, "RATE_LIMITED", msg::RATE_LIMITED, Some(state));
             }
+            rate_state = Some(state);
         }
     }
 
@@ -447,7 +403,7 @@ fn request_begin(
         "handler": rt.handler.to_u32(),
         "role": principal.role,
         "status": rt.status,
-        "rate": rate,
+        "rate": rate_state,
         "principal": principal.actor_id,
     }))
 }

@@ -4,6 +4,8 @@
 //! around these functions, which are unit-tested with plain `cargo test`.
 
 pub mod caps;
+pub mod claims;
+pub mod envelope;
 pub mod errors;
 pub mod events;
 pub mod gcra;

@@ -31,6 +31,33 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
+    /// Every kind, in the order prefixes are tried.
+    pub const ALL: [TokenKind; 3] = [TokenKind::Agent, TokenKind::Visitor, TokenKind::InternalKey];
+
+    /// The kind's name where a credential kind is written down: the shim's call of
+    /// `ama.request()`, logs, metrics and `ama._token_new()`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TokenKind::Agent => "agent",
+            TokenKind::Visitor => "visitor",
+            TokenKind::InternalKey => "internal",
+        }
+    }
+
+    /// The kind with this name (`agent`, `visitor`, `internal`).
+    pub fn from_name(name: &str) -> Option<TokenKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind of principal a verified token of this kind acts as (`ama.principal_kind()`).
+    pub const fn principal_kind(self) -> &'static str {
+        match self {
+            TokenKind::Agent => "agent",
+            TokenKind::Visitor => "visitor",
+            TokenKind::InternalKey => "service",
+        }
+    }
+
     /// The literal prefix of this kind.
     pub const fn prefix(self) -> &'static str {
         match self {
@@ -58,6 +85,32 @@ pub enum FormatError {
     /// The trailing CRC32 does not match the body.
     BadChecksum,
 }
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TokenKind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TokenKind::from_name(s).ok_or(UnknownKind)
+    }
+}
+
+/// A credential kind name that is not `agent`, `visitor` or `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownKind;
+
+impl std::fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("token kind must be one of agent, visitor, internal")
+    }
+}
+
+impl std::error::Error for UnknownKind {}
 
 impl std::fmt::Display for FormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,7 +188,7 @@ pub fn check_format(kind: TokenKind, raw: &str) -> Result<(), FormatError> {
 
 /// Which kind a presented token claims to be, by prefix alone.
 pub fn kind_of(raw: &str) -> Option<TokenKind> {
-    [TokenKind::Agent, TokenKind::Visitor, TokenKind::InternalKey]
+    TokenKind::ALL
         .into_iter()
         .find(|k| raw.starts_with(k.prefix()))
 }
@@ -167,6 +220,18 @@ mod tests {
             assert!(a.raw.starts_with(&a.display_prefix));
             assert_eq!(kind_of(&a.raw), Some(kind));
         }
+    }
+
+    #[test]
+    fn kinds_have_one_name_each() {
+        for kind in TokenKind::ALL {
+            assert_eq!(TokenKind::from_name(kind.name()), Some(kind));
+            assert_eq!(kind.to_string().parse::<TokenKind>(), Ok(kind));
+        }
+        assert_eq!(TokenKind::InternalKey.name(), "internal");
+        assert_eq!(TokenKind::InternalKey.principal_kind(), "service");
+        assert_eq!(TokenKind::from_name("jwt"), None);
+        assert_eq!("Agent".parse::<TokenKind>(), Err(UnknownKind));
     }
 
     #[test]

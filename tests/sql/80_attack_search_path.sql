@@ -5,7 +5,7 @@
 -- objects can then plant, in its own pg_temp, a domain named like a built-in type (jsonb, text,
 -- inet, uuid, ...) whose CHECK runs the attacker's function, or a table named like an ama table:
 -- a SECURITY DEFINER function that names that type or table runs the attacker's code as its owner
--- (the superuser that installed the extension). The fix: every SECURITY DEFINER function (and
+-- (the superuser that installed the extension). The defence: every SECURITY DEFINER function (and
 -- every function that pins its search_path) sets exactly `search_path = pg_catalog, pg_temp`.
 --
 -- Part 1 checks the catalog. Part 2 plants, as every attacker (the request roles with and without a

@@ -1,6 +1,7 @@
 -- ============================================================================
--- ama_pg 050: the SQL API for trusted services and DBAs
--- Functions that act for the current principal run as the caller under RLS
+-- ama_pg 050: the SQL API: users and plans, agent tokens, internal keys,
+-- capabilities, the audit log and impersonation, for users, trusted services
+-- and DBAs. Functions that act for the current principal run as the caller under RLS
 -- (SECURITY INVOKER). DBA functions are SECURITY DEFINER and executable by
 -- ama_admin only (grants in 090_grants.sql). Raw tokens and keys are returned
 -- once and never stored or logged; only SHA-256 hashes are kept.
@@ -42,7 +43,26 @@ BEGIN
 END
 $$;
 
--- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited by the users_plan_change trigger. The display name never defaults to the email (fix: emails leaked to co-participants).
+-- Creates a user and its actor unless they exist, on the given plan or the users.plan column's default, and returns
+-- the user's plan; changes nothing that exists. Runs as the caller: the request path and ama._ensure_users (as the
+-- owner) provision users at first sight, and ama.upsert_user (as a service, under RLS) creates them.
+CREATE FUNCTION ama._provision_user(user_id uuid, email text DEFAULT NULL, plan text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF plan IS NULL THEN
+        INSERT INTO ama.users (user_id, email) VALUES (user_id, email) ON CONFLICT ON CONSTRAINT users_pkey DO NOTHING;
+    ELSE
+        INSERT INTO ama.users (user_id, email, plan) VALUES (user_id, email, plan) ON CONFLICT ON CONSTRAINT users_pkey DO NOTHING;
+    END IF;
+    INSERT INTO ama.actors (actor_id, kind, owner_user_id)
+    VALUES ('user:' || user_id::pg_catalog.text, 'user', user_id) ON CONFLICT ON CONSTRAINT actors_pkey DO NOTHING;
+    RETURN (SELECT u.plan FROM ama.users u WHERE u.user_id = _provision_user.user_id);
+END
+$$;
+
+-- Creates or updates a user (trusted services); a plan change is rate limited (5/min per user) and audited by the users_plan_change trigger. The display name never defaults to the email.
 CREATE FUNCTION ama.upsert_user(user_id uuid, email text DEFAULT NULL, display_name text DEFAULT NULL, plan text DEFAULT NULL)
 RETURNS ama.users LANGUAGE plpgsql
 AS $$
@@ -58,17 +78,19 @@ BEGIN
     IF plan IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ama.plans p WHERE p.plan = upsert_user.plan) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown plan "%s"', left(plan, 64));
     END IF;
-    INSERT INTO ama.users AS u (user_id, email, display_name, plan)
-    VALUES (user_id, email, display_name, coalesce(plan, 'basic'))
-    ON CONFLICT ON CONSTRAINT users_pkey DO UPDATE
-       SET email = coalesce(EXCLUDED.email, u.email),
+    -- A new user starts on the given plan, so creating one is not a plan change.
+    PERFORM ama._provision_user(user_id, email, plan);
+    UPDATE ama.users u
+       SET email = coalesce(upsert_user.email, u.email),
            display_name = coalesce(upsert_user.display_name, u.display_name),
            plan = coalesce(upsert_user.plan, u.plan),
            updated_at = now()
+     WHERE u.user_id = upsert_user.user_id
     RETURNING u.* INTO result;
-    INSERT INTO ama.actors (actor_id, kind, owner_user_id, display_name)
-    VALUES ('user:' || user_id::text, 'user', user_id, coalesce(display_name, ''))
-    ON CONFLICT (actor_id) DO UPDATE SET display_name = coalesce(upsert_user.display_name, ama.actors.display_name);
+    IF display_name IS NOT NULL THEN
+        UPDATE ama.actors a SET display_name = upsert_user.display_name
+         WHERE a.actor_id = 'user:' || upsert_user.user_id::text;
+    END IF;
     RETURN result;
 END
 $$;
@@ -108,12 +130,15 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ama_verify_internal_key';
 
 -- Records a verified credential's use for the Rust verifier: last_used_at at most once a minute, and each internal key use in the audit log.
--- Keyed by the credential's SHA-256, which only a holder of the raw credential can compute (fix: by id, any service could touch or audit any key).
+-- Keyed by the credential's SHA-256, which only a holder of the raw credential can compute, so no service can touch or audit a key by its id.
 CREATE FUNCTION ama._credential_used(kind text, credential_hash bytea)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    used_key pg_catalog.uuid;
+    used_name pg_catalog.text;
 BEGIN
     CASE kind
     WHEN 'agent' THEN
@@ -123,11 +148,12 @@ BEGIN
         UPDATE ama.visitor_tokens t SET last_used_at = now()
          WHERE t.token_hash = credential_hash AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute');
     WHEN 'internal' THEN
-        WITH k AS (UPDATE ama.internal_keys k SET last_used_at = now()
-                    WHERE k.key_hash = credential_hash AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
-                   RETURNING k.key_id, k.name)
-        INSERT INTO ama.audit_log (event, actor_id, subject)
-        SELECT 'key_used', 'service:' || k.name, k.key_id::text FROM k;
+        UPDATE ama.internal_keys k SET last_used_at = now()
+         WHERE k.key_hash = credential_hash AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute')
+        RETURNING k.key_id, k.name INTO used_key, used_name;
+        IF used_key IS NOT NULL THEN
+            PERFORM ama._audit_as('service:' || used_name, NULL, 'key_used', used_key::text);
+        END IF;
     END CASE;
 END
 $$;
@@ -245,8 +271,8 @@ BEGIN
     SELECT * INTO t FROM ama._token_new('internal');
     INSERT INTO ama.internal_keys AS i (name, key_hash, key_prefix)
     VALUES (name, t.token_hash, t.token_prefix) RETURNING i.* INTO k;
-    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
-    VALUES ('key_created', 'dba:' || session_user, k.key_id::text, jsonb_build_object('name', name, 'key_prefix', k.key_prefix));
+    PERFORM ama._audit_as('dba:' || session_user, NULL, 'key_created', k.key_id::text,
+                          jsonb_build_object('name', name, 'key_prefix', k.key_prefix));
     RETURN QUERY SELECT k.key_id, t.raw_token, k.key_prefix, k.created_at;
 END
 $$;
@@ -264,8 +290,7 @@ BEGIN
     IF id IS NULL THEN
         RETURN false;
     END IF;
-    INSERT INTO ama.audit_log (event, actor_id, subject, detail)
-    VALUES ('key_revoked', 'dba:' || session_user, id::text, jsonb_build_object('name', name));
+    PERFORM ama._audit_as('dba:' || session_user, NULL, 'key_revoked', id::text, jsonb_build_object('name', name));
     RETURN true;
 END
 $$;
@@ -362,7 +387,7 @@ AS $$
     SELECT * FROM ama.audit_log WHERE at >= since ORDER BY audit_id DESC LIMIT greatest(least(max_rows, 100000), 0)
 $$;
 
--- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned (fix: a DBA's path could hijack its operators). Follow with SET LOCAL ROLE authenticated (or anon, service_role).
+-- Acts as an actor until the end of the transaction, for testing policies (DBAs); search_path pinned, so a DBA's path cannot hijack its operators. Follow with SET LOCAL ROLE authenticated (or anon, service_role).
 CREATE FUNCTION ama.impersonate(actor_id text) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -390,7 +415,7 @@ BEGIN
     PERFORM pg_catalog.set_config('ama.claims', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
         'principal_kind', kind, 'actor_id', actor_id, 'impersonated_by', session_user,
         'thread_id', (SELECT v.thread_id FROM ama.visitors v WHERE v.visitor_actor_id = impersonate.actor_id)))::text, true);
-    INSERT INTO ama.audit_log (event, actor_id, subject) VALUES ('impersonation', 'dba:' || session_user, actor_id);
+    PERFORM ama._audit_as('dba:' || session_user, NULL, 'impersonation', actor_id);
     RETURN kind;
 END
 $$;

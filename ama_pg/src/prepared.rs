@@ -9,16 +9,16 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 thread_local! {
-    static PLANS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+    static STATEMENTS: RefCell<HashMap<&'static str, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-/// The kept plan for `sql` (prepared with parameter `types` on first use).
-pub fn plan(
+/// The kept statement for `sql` (prepared with parameter `types` on first use).
+pub fn statement(
     client: &SpiClient<'_>,
     sql: &'static str,
     types: &[PgOid],
 ) -> Rc<OwnedPreparedStatement> {
-    if let Some(p) = PLANS.with(|m| m.borrow().get(sql).cloned()) {
+    if let Some(p) = STATEMENTS.with(|m| m.borrow().get(sql).cloned()) {
         return p;
     }
     let prepared = client
@@ -28,7 +28,7 @@ pub fn plan(
         })
         .keep();
     let p = Rc::new(prepared);
-    PLANS.with(|m| m.borrow_mut().insert(sql, p.clone()));
+    STATEMENTS.with(|m| m.borrow_mut().insert(sql, p.clone()));
     p
 }
 

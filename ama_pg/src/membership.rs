@@ -1,5 +1,6 @@
-//! Capabilities: names (a thin adapter around `ama_core::caps`) and the current actor's
-//! membership of a thread, which the row-level-security policies ask per row.
+//! The current actor's membership of a thread, which the row-level-security policies ask per
+//! row (`ama._can_read`, `ama._is_participant`), answered by an index probe and remembered per
+//! snapshot (the membership memo).
 
 use pgrx::prelude::*;
 use std::cell::RefCell;
@@ -7,24 +8,6 @@ use std::collections::HashMap;
 
 use crate::probe::Key;
 use crate::v1_function;
-
-/// Maps capability names and aliases (observe, speak, manage_thread, manage_participants) to the
-/// canonical set read, send, run, manage, in that order; raises 22023 on an unknown name.
-#[pg_extern(immutable, parallel_safe, name = "canonical_capabilities")]
-fn canonical_capabilities(caps: Option<Vec<Option<String>>>) -> Vec<String> {
-    let caps = caps.unwrap_or_else(|| crate::errors::null_input("capabilities must not be NULL"));
-    match ama_core::caps::canonical_set(caps.iter().map(|c| c.as_deref())) {
-        Ok(set) => set.into_iter().map(str::to_string).collect(),
-        Err(bad) => {
-            ereport!(
-                ERROR,
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown capability \"{bad}\""),
-                "capabilities are read, send, run, manage (aliases: observe, speak, manage_thread, manage_participants)"
-            );
-        }
-    }
-}
 
 /// Capability bits of the current actor in one thread (`PARTICIPANT` set for any participant).
 const READ: u8 = 1;
