@@ -25,14 +25,6 @@ pub struct Refused {
     pub reason: &'static str,
 }
 
-pub fn kind_name(k: TokenKind) -> &'static str {
-    match k {
-        TokenKind::Agent => "agent",
-        TokenKind::Visitor => "visitor",
-        TokenKind::InternalKey => "internal",
-    }
-}
-
 fn single<'a>(
     headers: &'a HeaderMap,
     name: &str,
@@ -102,7 +94,7 @@ pub fn classify(headers: &HeaderMap) -> Result<Presented<'_>, Refused> {
             Some(k) => match check_format(k, value) {
                 Ok(()) => Ok(Presented::Token(k, value)),
                 Err(_) => Err(Refused {
-                    kind: kind_name(k),
+                    kind: k.name(),
                     reason: "malformed token",
                 }),
             },
@@ -128,7 +120,7 @@ impl Credential {
         match self {
             Credential::None => "none",
             Credential::Jwt(_) => "jwt",
-            Credential::Token(k, _) => kind_name(*k),
+            Credential::Token(k, _) => k.name(),
         }
     }
 

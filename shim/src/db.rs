@@ -15,68 +15,7 @@ use crate::metrics::PoolGauges;
 pub const REQUEST_SQL: &str =
     "SELECT ama.request($1::text, $2::text, $3::text, $4::jsonb, $5::inet, $6::jsonb)";
 
-/// The rate-limit part of the envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rate {
-    pub policy: String,
-    pub limit: u64,
-    pub remaining: u64,
-    pub reset: u64,
-    pub retry_after: u64,
-    pub window: u64,
-}
-
-/// What `ama.request` returns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    pub status: u16,
-    pub body: Value,
-    pub rate: Option<Rate>,
-    pub principal: Option<String>,
-}
-
-fn u(v: &Value, k: &str) -> u64 {
-    v.get(k)
-        .and_then(|x| {
-            x.as_u64()
-                .or_else(|| x.as_f64().map(|f| f.max(0.0).ceil() as u64))
-        })
-        .unwrap_or(0)
-}
-
-impl Envelope {
-    /// Parses the envelope; `None` when it is not one.
-    pub fn parse(v: Value) -> Option<Envelope> {
-        let Value::Object(mut o) = v else { return None };
-        let status = o
-            .get("status")
-            .and_then(Value::as_u64)
-            .filter(|s| (200..=599).contains(s))? as u16;
-        let body = o.remove("body").unwrap_or(Value::Null);
-        let rate = o.get("rate").filter(|r| r.is_object()).map(|r| Rate {
-            policy: r
-                .get("policy")
-                .and_then(Value::as_str)
-                .unwrap_or("default")
-                .to_string(),
-            limit: u(r, "limit"),
-            remaining: u(r, "remaining"),
-            reset: u(r, "reset"),
-            retry_after: u(r, "retry_after"),
-            window: u(r, "window"),
-        });
-        let principal = o
-            .get("principal")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Some(Envelope {
-            status,
-            body,
-            rate,
-            principal,
-        })
-    }
-}
+pub use ama_core::envelope::{Envelope, Rate};
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -256,39 +195,6 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn envelope_parsing() {
-        let e = Envelope::parse(json!({
-            "status": 429,
-            "body": {"code": "RATE_LIMITED", "message": "slow down"},
-            "rate": {"policy": "thread_write", "limit": 60, "remaining": 0, "reset": 7, "retry_after": 1.2, "window": 60},
-            "principal": "agent:0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"
-        }))
-        .expect("envelope");
-        assert_eq!(e.status, 429);
-        assert_eq!(e.body["code"], "RATE_LIMITED");
-        let r = e.rate.expect("rate");
-        assert_eq!(
-            (
-                r.policy.as_str(),
-                r.limit,
-                r.remaining,
-                r.reset,
-                r.retry_after,
-                r.window
-            ),
-            ("thread_write", 60, 0, 7, 2, 60)
-        );
-        let e =
-            Envelope::parse(json!({"status": 200, "body": [1], "rate": null})).expect("envelope");
-        assert_eq!((e.status, e.rate, e.principal), (200, None, None));
-        assert!(Envelope::parse(json!({"status": 42})).is_none());
-        assert!(Envelope::parse(json!({"status": 101})).is_none());
-        assert!(Envelope::parse(json!({"body": 1})).is_none());
-        assert!(Envelope::parse(json!("x")).is_none());
-    }
 
     #[test]
     fn connection_config() {

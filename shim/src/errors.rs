@@ -1,15 +1,11 @@
 //! AMA2 error bodies: `{"code", "message", "request_id"}`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// The generic message of every 401, whatever check failed.
-pub const UNAUTHORIZED_MESSAGE: &str = "invalid or expired credential";
+use ama_core::envelope::{public_message, ErrorBody, INTERNAL, UNAUTHORIZED, UNAVAILABLE};
+
 /// The `WWW-Authenticate` value sent with every 401.
 pub const WWW_AUTHENTICATE: &str = "Bearer error=\"invalid_token\"";
-/// The generic message of 5xx errors (details go to the log, never to the client).
-pub const INTERNAL_MESSAGE: &str = "internal error";
-/// The message of 503 responses.
-pub const UNAVAILABLE_MESSAGE: &str = "service temporarily unavailable";
 
 /// An error the shim answers itself, or a database error mapped through the shared table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +30,7 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::status(401, UNAUTHORIZED_MESSAGE)
+        Self::status(401, UNAUTHORIZED)
     }
 
     pub fn not_found() -> Self {
@@ -50,23 +46,24 @@ impl ApiError {
     }
 
     pub fn unavailable() -> Self {
-        Self::status(503, UNAVAILABLE_MESSAGE)
+        Self::status(503, UNAVAILABLE)
     }
 
     pub fn internal() -> Self {
-        Self::status(500, INTERNAL_MESSAGE)
+        Self::status(500, INTERNAL)
     }
 
     /// Maps a database error: the SQLSTATE decides status and code through the shared table;
     /// 4xx keep the database's message (written to be safe), 5xx get a generic one.
     pub fn from_sqlstate(sqlstate: &str, db_message: &str) -> Self {
         let m = ama_core::errors::http_for(sqlstate);
-        let message = match m.status {
-            401 => UNAUTHORIZED_MESSAGE.to_string(),
-            s if s < 500 => db_message.to_string(),
-            503 => UNAVAILABLE_MESSAGE.to_string(),
-            _ => INTERNAL_MESSAGE.to_string(),
-        };
+        let message = public_message(m.status)
+            .unwrap_or(if m.status >= 500 {
+                INTERNAL
+            } else {
+                db_message
+            })
+            .to_string();
         ApiError {
             status: m.status,
             code: m.code,
@@ -82,7 +79,9 @@ impl ApiError {
 
 /// The AMA2 error JSON.
 pub fn error_body(code: &str, message: &str, request_id: &str) -> Value {
-    json!({"code": code, "message": message, "request_id": request_id})
+    ErrorBody::new(code, message)
+        .with_request_id(request_id)
+        .to_json()
 }
 
 #[cfg(test)]
@@ -112,18 +111,18 @@ mod tests {
         let e = ApiError::from_sqlstate("XX000", "relation ama.secret does not exist");
         assert_eq!(
             (e.status, e.code, e.message.as_str()),
-            (500, "INTERNAL_ERROR", INTERNAL_MESSAGE)
+            (500, "INTERNAL_ERROR", INTERNAL)
         );
         let e = ApiError::from_sqlstate("57P01", "terminating connection");
         assert_eq!((e.status, e.code), (503, "UNAVAILABLE"));
         let e = ApiError::from_sqlstate("28000", "token revoked");
-        assert_eq!((e.status, e.message.as_str()), (401, UNAUTHORIZED_MESSAGE));
+        assert_eq!((e.status, e.message.as_str()), (401, UNAUTHORIZED));
     }
 
     #[test]
     fn shim_statuses() {
         assert_eq!(ApiError::payload_too_large(65536).code, "PAYLOAD_TOO_LARGE");
         assert_eq!(ApiError::status(405, "x").code, "METHOD_NOT_ALLOWED");
-        assert_eq!(ApiError::unauthorized().message, UNAUTHORIZED_MESSAGE);
+        assert_eq!(ApiError::unauthorized().message, UNAUTHORIZED);
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::context::Ctx;
-use crate::credential::{classify, kind_name, Credential, Presented};
+use crate::credential::{classify, Credential, Presented};
 use crate::errors::ApiError;
 use crate::request::{client_ip, read_body, request_id};
 use crate::response::{
@@ -172,7 +172,7 @@ fn refused(ctx: &Ctx, kind: &'static str) -> Response<Body> {
         return limited_response(
             &ctx.app.metrics,
             &verdict,
-            "too many failed authentication attempts",
+            ama_core::envelope::TOO_MANY_AUTH_FAILURES,
             &ctx.rid,
         );
     }
@@ -203,7 +203,7 @@ pub async fn authenticate(
             Ok(Credential::None)
         }
         Presented::Token(k, t) => {
-            ctx.set_credential(kind_name(k));
+            ctx.set_credential(k.name());
             Ok(Credential::Token(k, t.to_string()))
         }
         Presented::Jwt(t) => {

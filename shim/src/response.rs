@@ -139,7 +139,7 @@ pub fn envelope_response(metrics: &Metrics, env: &Envelope, rid: &str) -> Respon
                 let e = ApiError::status(
                     env.status,
                     if env.status >= 500 {
-                        crate::errors::INTERNAL_MESSAGE
+                        ama_core::envelope::INTERNAL
                     } else {
                         "request failed"
                     },
