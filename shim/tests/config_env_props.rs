@@ -65,7 +65,7 @@ proptest! {
         }
         match got {
             Ok(c) => {
-                prop_assert!(vars.contains_key("AMA_TLS_CERT") && vars.contains_key("AMA_DATABASE_URL"));
+                prop_assert!(["AMA_TLS_CERT", "AMA_TLS_KEY", "AMA_DATABASE_URL"].iter().all(|k| vars.contains_key(*k)));
                 prop_assert!(c.pool_size >= 1 && c.max_connections >= 1);
                 prop_assert!(c.max_header_bytes >= 8192 && c.max_headers >= 1);
                 prop_assert!(c.jwt_secret.as_ref().is_none_or(|s| !s.expose_secret().is_empty()));
