@@ -1,30 +1,41 @@
-//! Configuration: TOML file (`--config`), overridden by `AMA_*` environment variables, overridden
-//! by command-line flags. Secrets never appear in `Debug` output.
+//! Configuration. Every option is declared once, in [`Options`]: its flag, its `AMA_*`
+//! environment variable, its help text and its default (clap), and its key in the TOML file given
+//! by `--config` (serde: the long flag name with `_` instead of `-`).
+//!
+//! Precedence: flag > `AMA_*` environment variable > TOML file > default. [`Options::default`] is
+//! the declaration's defaults (an empty command line, the environment ignored); the file is
+//! deserialised over it; then the values that the command line or the environment gave (a second
+//! parse with the defaults removed) are laid over that. [`Config`] is the effective, validated
+//! configuration. Secrets are [`SecretString`]s: `Debug` never shows them.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// Command-line flags; each one can also be set by its `AMA_*` environment variable or by the
-/// key of the same name (with `_` instead of `-`) in the TOML file given by `--config`.
-#[derive(Parser, Default)]
+/// The options: each one is a flag, an `AMA_*` environment variable and a key of the TOML file
+/// given by `--config` (the long flag name with `_` instead of `-`).
+#[derive(Parser, Deserialize, Debug, Clone)]
 #[command(
     name = "ama-shim",
     version,
     about = "HTTPS front door for ama_pg: TLS, JWT verification, \
 credential forwarding, one database round trip per request.\n\nPrecedence: flag > AMA_* environment variable > TOML file (--config) > default."
 )]
-pub struct Cli {
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
     /// TOML configuration file (keys are the long flag names with `_` instead of `-`).
     #[arg(long, env = "AMA_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Address to listen on for HTTPS [default: 127.0.0.1:8443].
-    #[arg(long, env = "AMA_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    /// Address to listen on for HTTPS.
+    #[arg(long, env = "AMA_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
     /// PEM file with the TLS certificate chain (reloaded on SIGHUP). Required.
     #[arg(long, env = "AMA_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -33,23 +44,23 @@ pub struct Cli {
     pub tls_key: Option<PathBuf>,
     /// PostgreSQL connection string of the authenticator login role (key=value or postgres:// URL). Required.
     #[arg(long, env = "AMA_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Maximum number of pooled database connections [default: 16].
-    #[arg(long, env = "AMA_POOL_SIZE")]
-    pub pool_size: Option<usize>,
-    /// Longest wait for a free pooled connection before answering 503, in ms [default: 2000].
-    #[arg(long, env = "AMA_POOL_TIMEOUT_MS")]
-    pub pool_timeout_ms: Option<u64>,
-    /// Database connect timeout, in ms [default: 2000].
-    #[arg(long, env = "AMA_DB_CONNECT_TIMEOUT_MS")]
-    pub db_connect_timeout_ms: Option<u64>,
+    pub database_url: Option<SecretString>,
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "AMA_POOL_SIZE", default_value = "16")]
+    pub pool_size: usize,
+    /// Longest wait for a free pooled connection before answering 503, in ms.
+    #[arg(long, env = "AMA_POOL_TIMEOUT_MS", default_value = "2000")]
+    pub pool_timeout_ms: u64,
+    /// Database connect timeout, in ms.
+    #[arg(long, env = "AMA_DB_CONNECT_TIMEOUT_MS", default_value = "2000")]
+    pub db_connect_timeout_ms: u64,
     /// statement_timeout sent to PostgreSQL at connect (0 = do not send, e.g. behind a pgbouncer
-    /// that rejects startup options); the shim also gives up 1 s after it, in ms [default: 5000].
-    #[arg(long, env = "AMA_DB_STATEMENT_TIMEOUT_MS")]
-    pub db_statement_timeout_ms: Option<u64>,
+    /// that rejects startup options); the shim also gives up 1 s after it, in ms.
+    #[arg(long, env = "AMA_DB_STATEMENT_TIMEOUT_MS", default_value = "5000")]
+    pub db_statement_timeout_ms: u64,
     /// HS256 shared secret for user JWTs (prefer --jwt-secret-file).
     #[arg(long, env = "AMA_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// File holding the HS256 shared secret (surrounding whitespace is trimmed).
     #[arg(long, env = "AMA_JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -60,137 +71,193 @@ pub struct Cli {
     /// refresh timer and on an unknown `kid` (with a cooldown). Body limited to 64 KiB.
     #[arg(long, env = "AMA_JWKS_URL")]
     pub jwks_url: Option<String>,
-    /// Seconds between scheduled JWKS refreshes [default: 300].
-    #[arg(long, env = "AMA_JWKS_REFRESH_SECS")]
-    pub jwks_refresh_secs: Option<u64>,
-    /// Minimum seconds between JWKS refreshes triggered by an unknown `kid` [default: 30].
-    #[arg(long, env = "AMA_JWKS_COOLDOWN_SECS")]
-    pub jwks_cooldown_secs: Option<u64>,
+    /// Seconds between scheduled JWKS refreshes.
+    #[arg(long, env = "AMA_JWKS_REFRESH_SECS", default_value = "300")]
+    pub jwks_refresh_secs: u64,
+    /// Minimum seconds between JWKS refreshes triggered by an unknown `kid`.
+    #[arg(long, env = "AMA_JWKS_COOLDOWN_SECS", default_value = "30")]
+    pub jwks_cooldown_secs: u64,
     /// Required `iss` claim of user JWTs (not checked when unset).
     #[arg(long, env = "AMA_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
-    /// Required `aud` claim of user JWTs [default: authenticated].
-    #[arg(long, env = "AMA_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-    /// Maximum JWT lifetime (`exp - iat`), in seconds [default: 86400].
-    #[arg(long, env = "AMA_JWT_MAX_LIFETIME_SECS")]
-    pub jwt_max_lifetime_secs: Option<u64>,
-    /// Maximum number of verified JWTs kept in the cache [default: 10000].
-    #[arg(long, env = "AMA_JWT_CACHE_SIZE")]
-    pub jwt_cache_size: Option<usize>,
-    /// Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is trusted [default: none].
+    /// Required `aud` claim of user JWTs.
+    #[arg(long, env = "AMA_JWT_AUDIENCE", default_value = "authenticated")]
+    pub jwt_audience: String,
+    /// Maximum JWT lifetime (`exp - iat`), in seconds.
+    #[arg(long, env = "AMA_JWT_MAX_LIFETIME_SECS", default_value = "86400")]
+    pub jwt_max_lifetime_secs: u64,
+    /// Maximum number of verified JWTs kept in the cache.
+    #[arg(long, env = "AMA_JWT_CACHE_SIZE", default_value = "10000")]
+    pub jwt_cache_size: usize,
+    /// Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is trusted (none when
+    /// unset).
     #[arg(long, env = "AMA_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<String>>,
+    pub trusted_proxies: Vec<String>,
     /// Comma-separated IPs/CIDRs of clients that may read /metrics; anyone else gets 404, as for
     /// an unknown path. The client IP is the socket peer, or X-Forwarded-For from a trusted proxy
-    /// only. An empty value hides /metrics from everyone [default: 127.0.0.0/8,::1].
-    #[arg(long, env = "AMA_METRICS_ALLOW", value_delimiter = ',')]
-    pub metrics_allow: Option<Vec<String>>,
+    /// only. An empty value hides /metrics from everyone.
+    #[arg(
+        long,
+        env = "AMA_METRICS_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub metrics_allow: Vec<String>,
     /// Credentials the shim refuses by itself (malformed tokens or keys, JWTs with a bad
     /// signature, expired, wrong audience, ...) allowed per minute per client IP and credential
-    /// kind; past it they get 429 instead of 401. A credential that verifies is always served
-    /// [default: 10].
-    #[arg(long, env = "AMA_AUTH_FAILURE_LIMIT")]
-    pub auth_failure_limit: Option<u32>,
+    /// kind; past it they get 429 instead of 401. A credential that verifies is always served.
+    #[arg(long, env = "AMA_AUTH_FAILURE_LIMIT", default_value = "10")]
+    pub auth_failure_limit: u32,
     /// Requests per minute per client IP to /health, /ready, /metrics and the OpenAPI document
-    /// (429 above) [default: 600].
-    #[arg(long, env = "AMA_SHIM_ENDPOINT_LIMIT")]
-    pub shim_endpoint_limit: Option<u32>,
+    /// (429 above).
+    #[arg(long, env = "AMA_SHIM_ENDPOINT_LIMIT", default_value = "600")]
+    pub shim_endpoint_limit: u32,
     /// Keys each of the two limits above remembers at most (bounded memory, about 130 bytes a
-    /// key); a forgotten key starts with a fresh allowance [default: 65536].
-    #[arg(long, env = "AMA_LIMITER_KEYS")]
-    pub limiter_keys: Option<usize>,
-    /// Maximum request body size in bytes (413 above) [default: 65536].
-    #[arg(long, env = "AMA_BODY_LIMIT")]
-    pub body_limit: Option<usize>,
-    /// Maximum size of the request head (HTTP/1 buffer, HTTP/2 header list), bytes [default: 16384].
-    #[arg(long, env = "AMA_MAX_HEADER_BYTES")]
-    pub max_header_bytes: Option<usize>,
-    /// Maximum number of request headers (HTTP/1) [default: 64].
-    #[arg(long, env = "AMA_MAX_HEADERS")]
-    pub max_headers: Option<usize>,
-    /// Time allowed for the TLS handshake and for reading a request head (slowloris), in ms [default: 10000].
-    #[arg(long, env = "AMA_HEADER_READ_TIMEOUT_MS")]
-    pub header_read_timeout_ms: Option<u64>,
+    /// key); a forgotten key starts with a fresh allowance.
+    #[arg(long, env = "AMA_LIMITER_KEYS", default_value = "65536")]
+    pub limiter_keys: usize,
+    /// Maximum request body size in bytes (413 above).
+    #[arg(long, env = "AMA_BODY_LIMIT", default_value = "65536")]
+    pub body_limit: usize,
+    /// Maximum size of the request head (HTTP/1 buffer, HTTP/2 header list), bytes (at least 8192).
+    #[arg(long, env = "AMA_MAX_HEADER_BYTES", default_value = "16384")]
+    pub max_header_bytes: usize,
+    /// Maximum number of request headers (HTTP/1).
+    #[arg(long, env = "AMA_MAX_HEADERS", default_value = "64")]
+    pub max_headers: usize,
+    /// Time allowed for the TLS handshake and for reading a request head (slowloris), in ms.
+    #[arg(long, env = "AMA_HEADER_READ_TIMEOUT_MS", default_value = "10000")]
+    pub header_read_timeout_ms: u64,
     /// Time allowed for reading a request body (408 after it), in ms; the database call is bounded
-    /// separately by the pool and statement timeouts [default: 30000].
-    #[arg(long, env = "AMA_REQUEST_TIMEOUT_MS")]
-    pub request_timeout_ms: Option<u64>,
-    /// Maximum concurrent client connections [default: 10000].
-    #[arg(long, env = "AMA_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    /// Longest wait for in-flight requests at shutdown, in ms [default: 10000].
-    #[arg(long, env = "AMA_SHUTDOWN_TIMEOUT_MS")]
-    pub shutdown_timeout_ms: Option<u64>,
-    /// Seconds between SSE heartbeat comments [default: 15].
-    #[arg(long, env = "AMA_SSE_HEARTBEAT_SECS")]
-    pub sse_heartbeat_secs: Option<u64>,
-    /// Seconds between SSE re-polls without a notification (bounds how long a revoked stream lives) [default: 5].
-    #[arg(long, env = "AMA_SSE_RECHECK_SECS")]
-    pub sse_recheck_secs: Option<u64>,
-    /// Log format: text or json [default: text].
-    #[arg(long, env = "AMA_LOG_FORMAT")]
-    pub log_format: Option<String>,
-    /// Log level or tracing filter (e.g. info, debug, ama_shim=debug) [default: info].
-    #[arg(long, env = "AMA_LOG_LEVEL")]
-    pub log_level: Option<String>,
+    /// separately by the pool and statement timeouts.
+    #[arg(long, env = "AMA_REQUEST_TIMEOUT_MS", default_value = "30000")]
+    pub request_timeout_ms: u64,
+    /// Maximum concurrent client connections (at most 1000000).
+    #[arg(long, env = "AMA_MAX_CONNECTIONS", default_value = "10000")]
+    pub max_connections: usize,
+    /// Longest wait for in-flight requests at shutdown, in ms.
+    #[arg(long, env = "AMA_SHUTDOWN_TIMEOUT_MS", default_value = "10000")]
+    pub shutdown_timeout_ms: u64,
+    /// Seconds between SSE heartbeat comments.
+    #[arg(long, env = "AMA_SSE_HEARTBEAT_SECS", default_value = "15")]
+    pub sse_heartbeat_secs: u64,
+    /// Seconds between SSE re-polls without a notification (bounds how long a revoked stream lives).
+    #[arg(long, env = "AMA_SSE_RECHECK_SECS", default_value = "5")]
+    pub sse_recheck_secs: u64,
+    /// Log format.
+    #[arg(long, env = "AMA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level or tracing filter (e.g. info, debug, ama_shim=debug).
+    #[arg(long, env = "AMA_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
-/// The TOML file: the same keys as the flags.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub pool_size: Option<usize>,
-    pub pool_timeout_ms: Option<u64>,
-    pub db_connect_timeout_ms: Option<u64>,
-    pub db_statement_timeout_ms: Option<u64>,
-    pub jwt_secret: Option<String>,
-    pub jwt_secret_file: Option<PathBuf>,
-    pub jwks_file: Option<PathBuf>,
-    pub jwks_url: Option<String>,
-    pub jwks_refresh_secs: Option<u64>,
-    pub jwks_cooldown_secs: Option<u64>,
-    pub jwt_issuer: Option<String>,
-    pub jwt_audience: Option<String>,
-    pub jwt_max_lifetime_secs: Option<u64>,
-    pub jwt_cache_size: Option<usize>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub metrics_allow: Option<Vec<String>>,
-    pub auth_failure_limit: Option<u32>,
-    pub shim_endpoint_limit: Option<u32>,
-    pub limiter_keys: Option<usize>,
-    pub body_limit: Option<usize>,
-    pub max_header_bytes: Option<usize>,
-    pub max_headers: Option<usize>,
-    pub header_read_timeout_ms: Option<u64>,
-    pub request_timeout_ms: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub shutdown_timeout_ms: Option<u64>,
-    pub sse_heartbeat_secs: Option<u64>,
-    pub sse_recheck_secs: Option<u64>,
-    pub log_format: Option<String>,
-    pub log_level: Option<String>,
+impl Default for Options {
+    /// The declared defaults: an empty command line, the environment ignored.
+    fn default() -> Options {
+        let matches = Options::command()
+            .mut_args(|a| a.env(None::<&'static str>))
+            .try_get_matches_from(["ama-shim"])
+            .expect("the declared defaults parse");
+        Options::from_arg_matches(&matches).expect("the declared defaults parse")
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Options {
+    /// The options from `args` (the program name first) and the `AMA_*` environment over the
+    /// `--config` file over the defaults.
+    pub fn from_sources<I, T>(args: I) -> Result<Options, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        // the whole declaration first: --help, --version and every refusal, defaults shown
+        let all = Options::command().try_get_matches_from(&args)?;
+        let file = match all.get_one::<PathBuf>("config") {
+            Some(path) => Options::from_file(path)?,
+            None => Options::default(),
+        };
+        file.with_args(args)
+    }
+
+    /// `self` (the file over the defaults) with the values that `args` (the program name first)
+    /// and the `AMA_*` environment give laid over it; the defaults do not count here.
+    pub fn with_args<I, T>(mut self, args: I) -> Result<Options, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let given = Options::command()
+            .mut_args(|a| a.default_value(None::<&'static str>))
+            .try_get_matches_from(args)?;
+        self.update_from_arg_matches(&given)?;
+        Ok(self)
+    }
+
+    /// The TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Options, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::ParseFile {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// A secret string whose `Debug` never shows the value.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Refused by clap (or `--help`, `--version`): [`clap::Error::exit`] prints it.
+    #[error("{0}")]
+    Args(#[from] clap::Error),
+    #[error("missing --{flag} ({env})")]
+    Missing {
+        flag: &'static str,
+        env: &'static str,
+    },
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {}: {source}", path.display())]
+    ParseFile {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("cannot read jwt secret file {}: {source}", path.display())]
+    ReadSecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the JWT secret is empty")]
+    EmptyJwtSecret,
+    #[error("jwks_url must start with https:// or http://")]
+    JwksUrlScheme,
+    #[error("{option}: {source}")]
+    Net {
+        option: &'static str,
+        source: BadNet,
+    },
+    #[error("{0} must be at least 1")]
+    AtLeastOne(&'static str),
 }
+
+/// An address-list entry that is neither an IP address nor a CIDR.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an IP address or CIDR")]
+pub struct BadNet(pub String);
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
@@ -198,12 +265,12 @@ pub struct Config {
     pub listen: SocketAddr,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
-    pub database_url: Secret,
+    pub database_url: SecretString,
     pub pool_size: usize,
     pub pool_timeout: Duration,
     pub db_connect_timeout: Duration,
     pub db_statement_timeout: Duration,
-    pub jwt_secret: Option<Secret>,
+    pub jwt_secret: Option<SecretString>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
     pub jwks_refresh: Duration,
@@ -231,271 +298,439 @@ pub struct Config {
 }
 
 /// Parses one address-list entry: an IP address or a CIDR.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
+pub fn parse_net(s: &str) -> Result<IpNet, BadNet> {
     let s = s.trim();
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n);
     }
     s.parse::<std::net::IpAddr>()
         .map(IpNet::from)
-        .map_err(|_| format!("`{s}` is not an IP address or CIDR"))
+        .map_err(|_| BadNet(s.to_string()))
 }
 
 /// Parses an address list (empty entries skipped); errors name the option.
-fn parse_nets(option: &str, list: &[String]) -> Result<Vec<IpNet>, String> {
+fn parse_nets(option: &'static str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
     list.iter()
         .filter(|s| !s.trim().is_empty())
-        .map(|s| parse_net(s).map_err(|e| format!("{option}: {e}")))
+        .map(|s| parse_net(s).map_err(|source| ConfigError::Net { option, source }))
         .collect()
 }
 
-/// Who may read /metrics when `metrics_allow` is not set: loopback only.
-pub const DEFAULT_METRICS_ALLOW: &[&str] = &["127.0.0.0/8", "::1/128"];
-
-fn at_least_one<T: PartialEq + Default>(option: &str, v: T) -> Result<T, String> {
+fn at_least_one<T: PartialEq + Default>(option: &'static str, v: T) -> Result<T, ConfigError> {
     if v == T::default() {
-        Err(format!("{option} must be at least 1"))
+        Err(ConfigError::AtLeastOne(option))
     } else {
         Ok(v)
     }
+}
+
+fn required<T>(v: Option<T>, flag: &'static str, env: &'static str) -> Result<T, ConfigError> {
+    v.ok_or(ConfigError::Missing { flag, env })
 }
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-impl Config {
-    /// Merges flags/env (already merged by clap) over the file over the defaults.
-    pub fn from_sources(cli: Cli, file: FileConfig) -> Result<Config, String> {
-        let tls_cert = cli
-            .tls_cert
-            .or(file.tls_cert)
-            .ok_or("missing --tls-cert (AMA_TLS_CERT)")?;
-        let tls_key = cli
-            .tls_key
-            .or(file.tls_key)
-            .ok_or("missing --tls-key (AMA_TLS_KEY)")?;
-        let database_url = cli
-            .database_url
-            .or(file.database_url)
-            .ok_or("missing --database-url (AMA_DATABASE_URL)")?;
-        let secret_file = cli.jwt_secret_file.or(file.jwt_secret_file);
-        let jwt_secret = match (cli.jwt_secret.or(file.jwt_secret), secret_file) {
+/// Seconds, at least one.
+fn secs_min_1(v: u64) -> Duration {
+    Duration::from_secs(v.max(1))
+}
+
+impl TryFrom<Options> for Config {
+    type Error = ConfigError;
+
+    /// Validates the options and applies the documented floors and ceilings.
+    fn try_from(o: Options) -> Result<Config, ConfigError> {
+        let tls_cert = required(o.tls_cert, "tls-cert", "AMA_TLS_CERT")?;
+        let tls_key = required(o.tls_key, "tls-key", "AMA_TLS_KEY")?;
+        let database_url = required(o.database_url, "database-url", "AMA_DATABASE_URL")?;
+        let jwt_secret = match (o.jwt_secret, o.jwt_secret_file) {
             (Some(s), _) => Some(s),
-            (None, Some(p)) => Some(
-                std::fs::read_to_string(&p)
-                    .map_err(|e| format!("cannot read jwt secret file {}: {e}", p.display()))?
-                    .trim()
-                    .to_string(),
-            ),
+            (None, Some(path)) => Some(SecretString::from(
+                std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::ReadSecretFile { path, source })?
+                    .trim(),
+            )),
             (None, None) => None,
         };
-        if jwt_secret.as_deref() == Some("") {
-            return Err("the JWT secret is empty".into());
+        if jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().is_empty())
+        {
+            return Err(ConfigError::EmptyJwtSecret);
         }
-        let jwks_url = cli.jwks_url.or(file.jwks_url);
-        if let Some(u) = &jwks_url {
+        if let Some(u) = &o.jwks_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err("jwks_url must start with https:// or http://".into());
+                return Err(ConfigError::JwksUrlScheme);
             }
-        }
-        let trusted_proxies = parse_nets(
-            "trusted_proxies",
-            &cli.trusted_proxies
-                .or(file.trusted_proxies)
-                .unwrap_or_default(),
-        )?;
-        let metrics_allow = parse_nets(
-            "metrics_allow",
-            &cli.metrics_allow.or(file.metrics_allow).unwrap_or_else(|| {
-                DEFAULT_METRICS_ALLOW
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }),
-        )?;
-        let auth_failure_limit = at_least_one(
-            "auth_failure_limit",
-            cli.auth_failure_limit
-                .or(file.auth_failure_limit)
-                .unwrap_or(10),
-        )?;
-        let shim_endpoint_limit = at_least_one(
-            "shim_endpoint_limit",
-            cli.shim_endpoint_limit
-                .or(file.shim_endpoint_limit)
-                .unwrap_or(600),
-        )?;
-        let limiter_keys = at_least_one(
-            "limiter_keys",
-            cli.limiter_keys.or(file.limiter_keys).unwrap_or(65_536),
-        )?;
-        let log_format = match cli.log_format.or(file.log_format).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(format!("log_format must be text or json, not `{other}`")),
-        };
-        let pool_size = cli.pool_size.or(file.pool_size).unwrap_or(16);
-        let max_connections = cli
-            .max_connections
-            .or(file.max_connections)
-            .unwrap_or(10_000);
-        let max_connections = max_connections.min(1_000_000);
-        if pool_size == 0 || max_connections == 0 {
-            return Err("pool_size and max_connections must be at least 1".into());
         }
         Ok(Config {
-            listen: cli
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443))),
+            listen: o.listen,
             tls_cert,
             tls_key,
-            database_url: Secret(database_url),
-            pool_size,
-            pool_timeout: ms(cli.pool_timeout_ms.or(file.pool_timeout_ms).unwrap_or(2000)),
-            db_connect_timeout: ms(cli
-                .db_connect_timeout_ms
-                .or(file.db_connect_timeout_ms)
-                .unwrap_or(2000)),
-            db_statement_timeout: ms(cli
-                .db_statement_timeout_ms
-                .or(file.db_statement_timeout_ms)
-                .unwrap_or(5000)),
-            jwt_secret: jwt_secret.map(Secret),
-            jwks_file: cli.jwks_file.or(file.jwks_file),
-            jwks_url,
-            jwks_refresh: Duration::from_secs(
-                cli.jwks_refresh_secs
-                    .or(file.jwks_refresh_secs)
-                    .unwrap_or(300)
-                    .max(1),
-            ),
-            jwks_cooldown: Duration::from_secs(
-                cli.jwks_cooldown_secs
-                    .or(file.jwks_cooldown_secs)
-                    .unwrap_or(30),
-            ),
-            jwt_issuer: cli.jwt_issuer.or(file.jwt_issuer),
-            jwt_audience: cli
-                .jwt_audience
-                .or(file.jwt_audience)
-                .unwrap_or_else(|| "authenticated".into()),
-            jwt_max_lifetime_secs: cli
-                .jwt_max_lifetime_secs
-                .or(file.jwt_max_lifetime_secs)
-                .unwrap_or(86_400),
-            jwt_cache_size: cli.jwt_cache_size.or(file.jwt_cache_size).unwrap_or(10_000),
-            trusted_proxies,
-            metrics_allow,
-            auth_failure_limit,
-            shim_endpoint_limit,
-            limiter_keys,
-            body_limit: cli.body_limit.or(file.body_limit).unwrap_or(65_536),
-            max_header_bytes: cli
-                .max_header_bytes
-                .or(file.max_header_bytes)
-                .unwrap_or(16_384)
-                .max(8192),
-            max_headers: cli.max_headers.or(file.max_headers).unwrap_or(64).max(1),
-            header_read_timeout: ms(cli
-                .header_read_timeout_ms
-                .or(file.header_read_timeout_ms)
-                .unwrap_or(10_000)),
-            request_timeout: ms(cli
-                .request_timeout_ms
-                .or(file.request_timeout_ms)
-                .unwrap_or(30_000)),
-            max_connections,
-            shutdown_timeout: ms(cli
-                .shutdown_timeout_ms
-                .or(file.shutdown_timeout_ms)
-                .unwrap_or(10_000)),
-            sse_heartbeat: Duration::from_secs(
-                cli.sse_heartbeat_secs
-                    .or(file.sse_heartbeat_secs)
-                    .unwrap_or(15)
-                    .max(1),
-            ),
-            sse_recheck: Duration::from_secs(
-                cli.sse_recheck_secs
-                    .or(file.sse_recheck_secs)
-                    .unwrap_or(5)
-                    .max(1),
-            ),
-            log_format,
-            log_level: cli
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".into()),
+            database_url,
+            pool_size: at_least_one("pool_size", o.pool_size)?,
+            pool_timeout: ms(o.pool_timeout_ms),
+            db_connect_timeout: ms(o.db_connect_timeout_ms),
+            db_statement_timeout: ms(o.db_statement_timeout_ms),
+            jwt_secret,
+            jwks_file: o.jwks_file,
+            jwks_url: o.jwks_url,
+            jwks_refresh: secs_min_1(o.jwks_refresh_secs),
+            jwks_cooldown: Duration::from_secs(o.jwks_cooldown_secs),
+            jwt_issuer: o.jwt_issuer,
+            jwt_audience: o.jwt_audience,
+            jwt_max_lifetime_secs: o.jwt_max_lifetime_secs,
+            jwt_cache_size: o.jwt_cache_size,
+            trusted_proxies: parse_nets("trusted_proxies", &o.trusted_proxies)?,
+            metrics_allow: parse_nets("metrics_allow", &o.metrics_allow)?,
+            auth_failure_limit: at_least_one("auth_failure_limit", o.auth_failure_limit)?,
+            shim_endpoint_limit: at_least_one("shim_endpoint_limit", o.shim_endpoint_limit)?,
+            limiter_keys: at_least_one("limiter_keys", o.limiter_keys)?,
+            body_limit: o.body_limit,
+            max_header_bytes: o.max_header_bytes.max(8192),
+            max_headers: o.max_headers.max(1),
+            header_read_timeout: ms(o.header_read_timeout_ms),
+            request_timeout: ms(o.request_timeout_ms),
+            max_connections: at_least_one("max_connections", o.max_connections.min(1_000_000))?,
+            shutdown_timeout: ms(o.shutdown_timeout_ms),
+            sse_heartbeat: secs_min_1(o.sse_heartbeat_secs),
+            sse_recheck: secs_min_1(o.sse_recheck_secs),
+            log_format: o.log_format,
+            log_level: o.log_level,
         })
     }
+}
 
-    /// Parses the process arguments and environment, reads the TOML file, merges.
-    pub fn load() -> Result<Config, String> {
-        let cli = Cli::parse();
-        let file = match &cli.config {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| format!("invalid config file {}: {e}", p.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        Config::from_sources(cli, file)
+impl Config {
+    /// The configuration from `args` (the program name first), the `AMA_*` environment and the
+    /// `--config` file.
+    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        Options::from_sources(args)?.try_into()
+    }
+
+    /// The configuration of this process. A refusal by clap (and `--help`, `--version`) prints
+    /// clap's message and exits, as `Parser::parse` does.
+    pub fn load() -> Result<Config, ConfigError> {
+        match Config::from_args(std::env::args_os()) {
+            Err(ConfigError::Args(e)) => e.exit(),
+            other => other,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Mutex, MutexGuard};
 
-    fn base_cli() -> Cli {
-        Cli::try_parse_from([
-            "ama-shim",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--database-url",
-            "host=x password=hunter2",
-        ])
-        .expect("parse")
+    /// clap reads the process environment and some tests here set it: one test at a time, with
+    /// every `AMA_*` variable removed first.
+    static ENV: Mutex<()> = Mutex::new(());
+
+    fn clean_env() -> MutexGuard<'static, ()> {
+        let guard = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AMA_") {
+                std::env::remove_var(k);
+            }
+        }
+        guard
     }
 
+    const REQUIRED: [&str; 7] = [
+        "ama-shim",
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "k.pem",
+        "--database-url",
+        "host=x password=hunter2",
+    ];
+
+    fn config(extra: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(REQUIRED.iter().chain(extra).copied())
+    }
+
+    /// A file in the temporary directory, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, text: &str) -> TempFile {
+            let path = std::env::temp_dir().join(format!(
+                "ama-shim-config-{}-{name}.toml",
+                std::process::id()
+            ));
+            std::fs::write(&path, text).expect("write");
+            TempFile(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().expect("utf-8 path")
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Every option: its declared default (as `--help` shows it) and what the default gives in
+    /// the effective configuration's `Debug` output. The one place the defaults are asserted.
+    const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
+        ("config", None, None),
+        (
+            "listen",
+            Some("127.0.0.1:8443"),
+            Some("listen: 127.0.0.1:8443"),
+        ),
+        ("tls_cert", None, None),
+        ("tls_key", None, None),
+        ("database_url", None, None),
+        ("pool_size", Some("16"), Some("pool_size: 16")),
+        ("pool_timeout_ms", Some("2000"), Some("pool_timeout: 2s")),
+        (
+            "db_connect_timeout_ms",
+            Some("2000"),
+            Some("db_connect_timeout: 2s"),
+        ),
+        (
+            "db_statement_timeout_ms",
+            Some("5000"),
+            Some("db_statement_timeout: 5s"),
+        ),
+        ("jwt_secret", None, Some("jwt_secret: None")),
+        ("jwt_secret_file", None, None),
+        ("jwks_file", None, Some("jwks_file: None")),
+        ("jwks_url", None, Some("jwks_url: None")),
+        ("jwks_refresh_secs", Some("300"), Some("jwks_refresh: 300s")),
+        ("jwks_cooldown_secs", Some("30"), Some("jwks_cooldown: 30s")),
+        ("jwt_issuer", None, Some("jwt_issuer: None")),
+        (
+            "jwt_audience",
+            Some("authenticated"),
+            Some("jwt_audience: \"authenticated\""),
+        ),
+        (
+            "jwt_max_lifetime_secs",
+            Some("86400"),
+            Some("jwt_max_lifetime_secs: 86400"),
+        ),
+        (
+            "jwt_cache_size",
+            Some("10000"),
+            Some("jwt_cache_size: 10000"),
+        ),
+        ("trusted_proxies", None, Some("trusted_proxies: []")),
+        (
+            "metrics_allow",
+            Some("127.0.0.0/8,::1/128"),
+            Some("metrics_allow: [127.0.0.0/8, ::1/128]"),
+        ),
+        (
+            "auth_failure_limit",
+            Some("10"),
+            Some("auth_failure_limit: 10"),
+        ),
+        (
+            "shim_endpoint_limit",
+            Some("600"),
+            Some("shim_endpoint_limit: 600"),
+        ),
+        ("limiter_keys", Some("65536"), Some("limiter_keys: 65536")),
+        ("body_limit", Some("65536"), Some("body_limit: 65536")),
+        (
+            "max_header_bytes",
+            Some("16384"),
+            Some("max_header_bytes: 16384"),
+        ),
+        ("max_headers", Some("64"), Some("max_headers: 64")),
+        (
+            "header_read_timeout_ms",
+            Some("10000"),
+            Some("header_read_timeout: 10s"),
+        ),
+        (
+            "request_timeout_ms",
+            Some("30000"),
+            Some("request_timeout: 30s"),
+        ),
+        (
+            "max_connections",
+            Some("10000"),
+            Some("max_connections: 10000"),
+        ),
+        (
+            "shutdown_timeout_ms",
+            Some("10000"),
+            Some("shutdown_timeout: 10s"),
+        ),
+        ("sse_heartbeat_secs", Some("15"), Some("sse_heartbeat: 15s")),
+        ("sse_recheck_secs", Some("5"), Some("sse_recheck: 5s")),
+        ("log_format", Some("text"), Some("log_format: Text")),
+        ("log_level", Some("info"), Some("log_level: \"info\"")),
+    ];
+
     #[test]
-    fn defaults_and_precedence() {
-        let file: FileConfig =
-            toml::from_str("pool_size = 3\nlisten = \"0.0.0.0:9000\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n")
-                .expect("toml");
-        let mut cli = base_cli();
-        cli.pool_size = Some(7);
-        let c = Config::from_sources(cli, file).expect("config");
-        assert_eq!(c.pool_size, 7, "flag beats file");
-        assert_eq!(c.listen.to_string(), "0.0.0.0:9000", "file beats default");
-        assert_eq!(c.trusted_proxies.len(), 2);
-        assert_eq!(c.body_limit, 65_536);
-        assert_eq!(c.jwt_audience, "authenticated");
-        assert_eq!(c.jwt_max_lifetime_secs, 86_400);
-        assert_eq!(c.log_format, LogFormat::Text);
-        assert_eq!(c.auth_failure_limit, 10);
-        assert_eq!(c.shim_endpoint_limit, 600);
-        assert_eq!(c.limiter_keys, 65_536);
-        let allow: Vec<String> = c.metrics_allow.iter().map(ToString::to_string).collect();
-        assert_eq!(allow, ["127.0.0.0/8", "::1/128"]);
+    fn defaults() {
+        let _env = clean_env();
+        let command = Options::command();
+        let ids: Vec<&str> = command
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !matches!(*id, "help" | "version"))
+            .collect();
+        let table: Vec<&str> = DEFAULTS.iter().map(|(id, _, _)| *id).collect();
+        assert_eq!(ids, table, "the table lists every option, in order");
+        let help = Options::command().render_long_help().to_string();
+        // every field followed by a comma, the last one too
+        let debug = format!("{:?}", config(&[]).expect("config")).replace(" }", ", }");
+        for (id, declared, effective) in DEFAULTS {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .expect("arg");
+            let values: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(values.first().map(String::as_str), *declared, "{id}");
+            assert!(values.len() <= 1, "{id}: {values:?}");
+            if let Some(d) = declared {
+                assert!(help.contains(&format!("[default: {d}]")), "{id} in --help");
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).expect("env");
+            assert_eq!(env, format!("AMA_{}", id.to_uppercase()), "{id}");
+            assert!(help.contains(&format!("[env: {env}")), "{env} in --help");
+            if let Some(e) = effective {
+                assert!(debug.contains(&format!(" {e},")), "{e} in {debug}");
+            }
+        }
+        // the file's keys have the same defaults
+        let file: Options = toml::from_str("").expect("toml");
+        assert_eq!(format!("{file:?}"), format!("{:?}", Options::default()));
+    }
+
+    /// One option of each type, each set in the file, the environment and on the command line:
+    /// flag > environment > file > default.
+    #[test]
+    fn precedence() {
+        type Field = fn(&Config) -> String;
+        let cases: [(&str, [&str; 3], [&str; 4], Field); 10] = [
+            // option, [file, env, flag] values and the effective value of [default, file, env, flag]
+            ("pool_size", ["3", "5", "7"], ["16", "3", "5", "7"], |c| {
+                c.pool_size.to_string()
+            }),
+            (
+                "auth_failure_limit",
+                ["3", "5", "7"],
+                ["10", "3", "5", "7"],
+                |c| c.auth_failure_limit.to_string(),
+            ),
+            (
+                "pool_timeout_ms",
+                ["1", "2", "3"],
+                ["2s", "1ms", "2ms", "3ms"],
+                |c| format!("{:?}", c.pool_timeout),
+            ),
+            (
+                "listen",
+                ["\"0.0.0.0:9000\"", "0.0.0.0:9001", "[::1]:9002"],
+                [
+                    "127.0.0.1:8443",
+                    "0.0.0.0:9000",
+                    "0.0.0.0:9001",
+                    "[::1]:9002",
+                ],
+                |c| c.listen.to_string(),
+            ),
+            (
+                "jwt_audience",
+                ["\"f\"", "e", "g"],
+                ["authenticated", "f", "e", "g"],
+                |c| c.jwt_audience.clone(),
+            ),
+            (
+                "jwt_issuer",
+                ["\"f\"", "e", "g"],
+                ["None", "Some(\"f\")", "Some(\"e\")", "Some(\"g\")"],
+                |c| format!("{:?}", c.jwt_issuer),
+            ),
+            (
+                "jwks_file",
+                ["\"f.json\"", "e.json", "g.json"],
+                [
+                    "None",
+                    "Some(\"f.json\")",
+                    "Some(\"e.json\")",
+                    "Some(\"g.json\")",
+                ],
+                |c| format!("{:?}", c.jwks_file),
+            ),
+            (
+                "log_format",
+                ["\"json\"", "text", "json"],
+                ["Text", "Json", "Text", "Json"],
+                |c| format!("{:?}", c.log_format),
+            ),
+            (
+                "trusted_proxies",
+                ["[\"10.0.0.0/8\", \"::1\"]", "10.0.0.1,10.0.0.2", "::2"],
+                [
+                    "[]",
+                    "[10.0.0.0/8, ::1/128]",
+                    "[10.0.0.1/32, 10.0.0.2/32]",
+                    "[::2/128]",
+                ],
+                |c| format!("{:?}", c.trusted_proxies),
+            ),
+            (
+                "database_url",
+                ["\"host=f\"", "host=e", "host=g"],
+                [
+                    "error: missing --database-url (AMA_DATABASE_URL)",
+                    "host=f",
+                    "host=e",
+                    "host=g",
+                ],
+                |c| c.database_url.expose_secret().to_string(),
+            ),
+        ];
+        let _env = clean_env();
+        for (key, [file_value, env_value, flag_value], expected, field) in cases {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let env = format!("AMA_{}", key.to_uppercase());
+            let file = TempFile::new(key, &format!("{key} = {file_value}\n"));
+            let mut args = vec!["ama-shim", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+            if key != "database_url" {
+                args.extend(["--database-url", "host=x"]);
+            }
+            let eval = |args: &[&str]| match Config::from_args(args) {
+                Ok(c) => field(&c),
+                Err(e) => format!("error: {e}"),
+            };
+            assert_eq!(eval(&args), expected[0], "{key}: default");
+            args.extend(["--config", file.arg()]);
+            assert_eq!(eval(&args), expected[1], "{key}: file beats default");
+            std::env::set_var(&env, env_value);
+            assert_eq!(eval(&args), expected[2], "{key}: environment beats file");
+            args.extend([flag.as_str(), flag_value]);
+            assert_eq!(eval(&args), expected[3], "{key}: flag beats environment");
+            std::env::remove_var(&env);
+        }
     }
 
     #[test]
     fn limits_and_metrics_allow_list() {
-        let cli = Cli::try_parse_from([
-            "ama-shim",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--database-url",
-            "x",
+        let _env = clean_env();
+        let c = config(&[
             "--metrics-allow",
             "10.0.0.0/8, 192.0.2.7",
             "--auth-failure-limit",
@@ -505,58 +740,137 @@ mod tests {
             "--limiter-keys",
             "100",
         ])
-        .expect("parse");
-        let c = Config::from_sources(cli, FileConfig::default()).expect("config");
+        .expect("config");
         let allow: Vec<String> = c.metrics_allow.iter().map(ToString::to_string).collect();
         assert_eq!(allow, ["10.0.0.0/8", "192.0.2.7/32"]);
         assert_eq!(
             (c.auth_failure_limit, c.shim_endpoint_limit, c.limiter_keys),
             (3, 5, 100)
         );
-        // an empty list hides /metrics from everyone; the file works like the flags
-        let file: FileConfig =
-            toml::from_str("metrics_allow = []\nauth_failure_limit = 7\n").expect("toml");
-        let c = Config::from_sources(base_cli(), file).expect("config");
+        // an empty list hides /metrics from everyone, from the file or the flag
+        let file = TempFile::new("empty-allow", "metrics_allow = []\n");
+        let c = config(&["--config", file.arg()]).expect("config");
         assert!(c.metrics_allow.is_empty());
-        assert_eq!(c.auth_failure_limit, 7);
+        let c = config(&["--metrics-allow", ""]).expect("config");
+        assert!(c.metrics_allow.is_empty());
         for (field, value) in [
             ("auth_failure_limit", "0"),
             ("shim_endpoint_limit", "0"),
             ("limiter_keys", "0"),
+            ("pool_size", "0"),
+            ("max_connections", "0"),
             ("metrics_allow", "[\"localhost\"]"),
+            ("trusted_proxies", "[\"10.0.0.0/8\", \"\", \"not-an-ip\"]"),
+            ("jwks_url", "\"ftp://example.com/jwks\""),
         ] {
-            let file: FileConfig = toml::from_str(&format!("{field} = {value}")).expect("toml");
-            let e = Config::from_sources(base_cli(), file).expect_err(field);
-            assert!(e.starts_with(field), "{e}");
+            let file = TempFile::new(field, &format!("{field} = {value}"));
+            let e = config(&["--config", file.arg()]).expect_err(field);
+            assert!(e.to_string().starts_with(field), "{e}");
         }
     }
 
     #[test]
+    fn floors_and_ceilings() {
+        let _env = clean_env();
+        let c = config(&[
+            "--max-header-bytes",
+            "100",
+            "--max-headers",
+            "0",
+            "--max-connections",
+            "5000000",
+            "--jwks-refresh-secs",
+            "0",
+            "--jwks-cooldown-secs",
+            "0",
+            "--sse-heartbeat-secs",
+            "0",
+            "--sse-recheck-secs",
+            "0",
+        ])
+        .expect("config");
+        assert_eq!((c.max_header_bytes, c.max_headers), (8192, 1));
+        assert_eq!(c.max_connections, 1_000_000);
+        let one = Duration::from_secs(1);
+        assert_eq!(
+            (c.jwks_refresh, c.sse_heartbeat, c.sse_recheck),
+            (one, one, one)
+        );
+        assert_eq!(c.jwks_cooldown, Duration::ZERO);
+    }
+
+    #[test]
     fn missing_required_and_bad_values() {
-        assert!(Config::from_sources(Cli::default(), FileConfig::default()).is_err());
-        let mut cli = base_cli();
-        cli.log_format = Some("xml".into());
-        assert!(Config::from_sources(cli, FileConfig::default()).is_err());
-        let mut cli = base_cli();
-        cli.trusted_proxies = Some(vec!["not-an-ip".into()]);
-        assert!(Config::from_sources(cli, FileConfig::default()).is_err());
-        assert!(toml::from_str::<FileConfig>("unknown_key = 1").is_err());
+        let _env = clean_env();
+        let e = Config::from_args(["ama-shim"]).expect_err("nothing given");
+        assert_eq!(e.to_string(), "missing --tls-cert (AMA_TLS_CERT)");
+        assert!(matches!(
+            config(&["--log-format", "xml"]),
+            Err(ConfigError::Args(_))
+        ));
+        let e = config(&["--trusted-proxies", "not-an-ip"]).expect_err("bad proxy");
+        assert_eq!(
+            e.to_string(),
+            "trusted_proxies: `not-an-ip` is not an IP address or CIDR"
+        );
+        assert!(config(&["--jwt-secret", ""]).is_err());
+        assert!(matches!(
+            config(&["--config", "/nonexistent/ama-shim.toml"]),
+            Err(ConfigError::ReadFile { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let _env = clean_env();
+        assert!(toml::from_str::<Options>("unknown_key = 1").is_err());
+        // `config` is a flag only; the file keys use `_`, not `-`
+        assert!(toml::from_str::<Options>("config = \"x.toml\"").is_err());
+        assert!(toml::from_str::<Options>("pool-size = 3").is_err());
+        assert!(toml::from_str::<Options>("log_format = \"xml\"").is_err());
+        let file = TempFile::new("unknown", "pool_size = 3\nunknown_key = 1\n");
+        let e = config(&["--config", file.arg()]).expect_err("unknown key");
+        assert!(matches!(e, ConfigError::ParseFile { .. }), "{e}");
+        assert!(e.to_string().contains("unknown_key"), "{e}");
+    }
+
+    #[test]
+    fn jwt_secret_file_is_read_and_trimmed() {
+        let _env = clean_env();
+        let secret = TempFile::new("secret", "  s3cret-from-file\n");
+        let c = config(&["--jwt-secret-file", secret.arg()]).expect("config");
+        let got = c.jwt_secret.as_ref().map(|s| s.expose_secret().to_string());
+        assert_eq!(got.as_deref(), Some("s3cret-from-file"));
+        // the secret itself wins over the file
+        let c =
+            config(&["--jwt-secret-file", secret.arg(), "--jwt-secret", "direct"]).expect("config");
+        let got = c.jwt_secret.as_ref().map(|s| s.expose_secret().to_string());
+        assert_eq!(got.as_deref(), Some("direct"));
+        let blank = TempFile::new("blank-secret", " \n");
+        let e = config(&["--jwt-secret-file", blank.arg()]).expect_err("blank");
+        assert!(matches!(e, ConfigError::EmptyJwtSecret), "{e}");
+        let e = config(&["--jwt-secret-file", "/nonexistent/secret"]).expect_err("missing");
+        assert!(matches!(e, ConfigError::ReadSecretFile { .. }), "{e}");
     }
 
     #[test]
     fn debug_hides_secrets() {
-        let mut cli = base_cli();
-        cli.jwt_secret = Some("super-secret-value".into());
-        let c = Config::from_sources(cli, FileConfig::default()).expect("config");
-        let d = format!("{c:?}");
-        assert!(!d.contains("hunter2"));
-        assert!(!d.contains("super-secret-value"));
-        assert!(d.contains("redacted"));
+        let _env = clean_env();
+        let file = TempFile::new("secrets", "jwt_secret = \"file-secret-value\"\n");
+        let args = ["--config", file.arg(), "--jwt-secret", "super-secret-value"];
+        let o = Options::from_sources(REQUIRED.iter().chain(&args).copied()).expect("options");
+        let c = Config::try_from(o.clone()).expect("config");
+        for d in [format!("{o:?}"), format!("{c:?}")] {
+            assert!(!d.contains("hunter2"), "{d}");
+            assert!(!d.contains("secret-value"), "{d}");
+            assert!(d.contains("REDACTED"), "{d}");
+        }
+        let got = c.jwt_secret.as_ref().map(|s| s.expose_secret().to_string());
+        assert_eq!(got.as_deref(), Some("super-secret-value"));
     }
 
     #[test]
     fn cli_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        Options::command().debug_assert();
     }
 }

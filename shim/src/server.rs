@@ -48,7 +48,7 @@ pub enum StartError {
 /// Builds the shared state from the configuration (no network I/O).
 pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App>, StartError> {
     let db = Db::new(
-        &cfg.database_url.0,
+        secrecy::ExposeSecret::expose_secret(&cfg.database_url),
         cfg.pool_size,
         cfg.pool_timeout,
         cfg.db_connect_timeout,
@@ -60,7 +60,9 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
             issuer: cfg.jwt_issuer.clone(),
             max_lifetime_secs: cfg.jwt_max_lifetime_secs,
         },
-        cfg.jwt_secret.as_ref().map(|s| s.0.as_bytes()),
+        cfg.jwt_secret
+            .as_ref()
+            .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes()),
         JwksSource {
             file: cfg.jwks_file.clone(),
             url: cfg.jwks_url.clone(),

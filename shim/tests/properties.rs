@@ -9,16 +9,16 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ama_core::token::{check_format, compose, TokenKind};
-use ama_shim::config::{parse_net, Cli, Config, FileConfig};
+use ama_shim::config::{parse_net, Config, ConfigError, Options};
 use ama_shim::credential::{classify, Presented};
 use ama_shim::net::{canonical, client_ip};
 use ama_shim::request::{parse_body, request_id};
 use ama_shim::routes::{match_route, parse_query, percent_decode, RouteMatch, ROUTES};
 use ama_shim::stream::start_after;
-use clap::Parser;
 use http::{HeaderMap, HeaderValue, Method};
 use ipnet::IpNet;
 use proptest::prelude::*;
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -470,7 +470,7 @@ proptest! {
 /// name a device); `secret_files_are_read_and_checked` covers it.
 fn keys() -> Vec<String> {
     use clap::CommandFactory;
-    let mut k: Vec<String> = Cli::command()
+    let mut k: Vec<String> = Options::command()
         .get_arguments()
         .filter_map(|a| a.get_long())
         .filter(|l| !matches!(*l, "config" | "jwt-secret-file" | "help" | "version"))
@@ -514,17 +514,19 @@ fn toml_value() -> impl Strategy<Value = String> {
     ]
 }
 
-fn base_cli() -> Cli {
-    Cli::try_parse_from([
-        "ama-shim",
-        "--tls-cert",
-        "c.pem",
-        "--tls-key",
-        "k.pem",
-        "--database-url",
-        "host=x password=hunter2",
-    ])
-    .expect("parse")
+const BASE_ARGS: [&str; 7] = [
+    "ama-shim",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key",
+    "k.pem",
+    "--database-url",
+    "host=x password=hunter2",
+];
+
+/// The configuration from `args` over the file `file`.
+fn merge(args: &[&str], file: Options) -> Result<Config, ConfigError> {
+    Config::try_from(file.with_args(args)?)
 }
 
 /// Invariants of any configuration that loads.
@@ -536,7 +538,10 @@ fn check_config(c: &Config) -> Result<(), TestCaseError> {
     prop_assert!(c.auth_failure_limit >= 1 && c.shim_endpoint_limit >= 1 && c.limiter_keys >= 1);
     prop_assert!(c.jwks_refresh.as_secs() >= 1);
     prop_assert!(c.sse_heartbeat.as_secs() >= 1 && c.sse_recheck.as_secs() >= 1);
-    prop_assert!(c.jwt_secret.as_ref().is_none_or(|s| !s.0.is_empty()));
+    prop_assert!(c
+        .jwt_secret
+        .as_ref()
+        .is_none_or(|s| !s.expose_secret().is_empty()));
     prop_assert!(c
         .jwks_url
         .as_deref()
@@ -544,7 +549,8 @@ fn check_config(c: &Config) -> Result<(), TestCaseError> {
     let d = format!("{c:?}");
     prop_assert!(!d.contains("hunter2"));
     if let Some(s) = &c.jwt_secret {
-        prop_assert!(s.0.len() < 4 || !d.contains(&s.0), "secret in Debug output");
+        let s = s.expose_secret();
+        prop_assert!(s.len() < 4 || !d.contains(s), "secret in Debug output");
     }
     Ok(())
 }
@@ -553,8 +559,8 @@ proptest! {
     /// Arbitrary text as the TOML file: no panic, a parse error or a file config.
     #[test]
     fn arbitrary_toml_text(text in any::<String>()) {
-        if let Ok(file) = toml::from_str::<FileConfig>(&text) {
-            if let Ok(c) = Config::from_sources(base_cli(), file) {
+        if let Ok(file) = toml::from_str::<Options>(&text) {
+            if let Ok(c) = merge(&BASE_ARGS, file) {
                 check_config(&c)?;
             }
         }
@@ -566,15 +572,15 @@ proptest! {
     fn toml_documents(entries in prop::collection::btree_map(key(), toml_value(), 0..8),
                       with_required in any::<bool>()) {
         let text: String = entries.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-        let parsed = toml::from_str::<FileConfig>(&text);
+        let parsed = toml::from_str::<Options>(&text);
         if entries.contains_key("unknown_key") {
             prop_assert!(parsed.is_err());
         }
         if let Ok(file) = parsed {
-            let cli = if with_required { base_cli() } else { Cli::default() };
-            match Config::from_sources(cli, file) {
+            let args: &[&str] = if with_required { &BASE_ARGS } else { &["ama-shim"] };
+            match merge(args, file) {
                 Ok(c) => check_config(&c)?,
-                Err(e) => prop_assert!(!e.is_empty()),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
         }
     }
@@ -590,11 +596,9 @@ proptest! {
             argv.push(format!("--{}", k.replace('_', "-")));
             argv.push(v.trim_matches('"').to_string());
         }
-        if let Ok(cli) = Cli::try_parse_from(&argv) {
-            match Config::from_sources(cli, FileConfig::default()) {
-                Ok(c) => check_config(&c)?,
-                Err(e) => prop_assert!(!e.is_empty()),
-            }
+        match Config::from_args(&argv) {
+            Ok(c) => check_config(&c)?,
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
     }
 }
@@ -614,14 +618,14 @@ fn secret_files_are_read_and_checked() {
         )
     };
     let load = |p: &std::path::Path| {
-        Config::from_sources(
-            base_cli(),
-            toml::from_str::<FileConfig>(&text(p)).expect("toml"),
+        merge(
+            &BASE_ARGS,
+            toml::from_str::<Options>(&text(p)).expect("toml"),
         )
     };
     let c = load(&good).expect("config");
     assert_eq!(
-        c.jwt_secret.as_ref().map(|s| s.0.as_str()),
+        c.jwt_secret.as_ref().map(|s| s.expose_secret()),
         Some("s3cret-value-0123456789")
     );
     assert!(!format!("{c:?}").contains("s3cret"));
