@@ -5,7 +5,6 @@
 pub mod config;
 pub mod db;
 pub mod errors;
-pub mod fetch;
 pub mod http;
 pub mod jwt;
 pub mod limiter;
