@@ -3,13 +3,28 @@
 //! The key decides the algorithm: a JWKS key is selected by `kid` and carries its own algorithm;
 //! the HS256 secret is only used for tokens whose header says HS256. `none`, algorithm
 //! confusion and unknown `kid`s are rejected; `jku`, `x5u`, `x5c` and `jwk` headers are ignored.
-//! Claims are checked by [`validate_claims`], a plain function with one leeway constant.
+//!
+//! `jsonwebtoken` checks the signature, pins the algorithm to the key's and refuses `crit`
+//! headers and claim payloads its reader cannot parse. The registered claims are checked by
+//! [`validate_claims`], one plain function with one leeway constant, run at decode and again on
+//! every cache hit. `jsonwebtoken::Validation`'s own claim checks stay off, because they differ
+//! from these rules on cases the attack corpus (`jwt/tests/corpus.rs`) pins down:
+//! - they read the wall clock, so `verify_at(token, now)` could not be tested at a fixed time,
+//!   and they cannot re-check a cached token;
+//! - `exp`/`nbf` are read as `u64` and floats are rounded: a negative `exp` reads as missing
+//!   rather than expired, an `exp` beyond `u64` as missing rather than too long-lived, and an
+//!   `exp` half a second past the leeway is rounded back into it (accepted);
+//! - `iss` may be an array with one matching element (RFC 7519 makes it a single string), and
+//!   `iss`/`aud` pass when absent unless listed as required;
+//! - they run inside `decode`, before the lifetime, `iat` and `sub` rules, so a token failing
+//!   several rules would report a different reason than [`validate_claims`] does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
@@ -21,6 +36,8 @@ pub const LEEWAY_SECS: i64 = 30;
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Time allowed for one JWKS fetch.
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS document accepted (file or URL).
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 /// What the claims must satisfy.
 #[derive(Debug, Clone)]
@@ -31,37 +48,42 @@ pub struct ClaimRules {
 }
 
 /// Why claims were rejected (for logs and metrics only; clients get one generic message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
+    #[error("claims are not a JSON object")]
     NotAnObject,
+    #[error("exp missing or not a number")]
     MissingExp,
+    #[error("expired")]
     Expired,
+    #[error("not yet valid (nbf)")]
     NotYetValid,
+    #[error("issued in the future (iat)")]
     IssuedInFuture,
+    #[error("lifetime (exp - iat) too long")]
     LifetimeTooLong,
+    #[error("wrong audience")]
     BadAudience,
+    #[error("wrong issuer")]
     BadIssuer,
+    #[error("sub is not a UUID")]
     BadSubject,
 }
 
 /// Why a token was rejected (for logs and metrics only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
+    /// Empty, too long, or a header that is not a JWS header with a supported `alg`.
+    #[error("malformed token")]
     Malformed,
+    #[error("no key for this token")]
     UnknownKey,
-    BadSignature,
-    Claims(ClaimError),
-}
-
-impl std::fmt::Display for VerifyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            VerifyError::Malformed => f.write_str("malformed token"),
-            VerifyError::UnknownKey => f.write_str("no key for this token"),
-            VerifyError::BadSignature => f.write_str("signature or algorithm check failed"),
-            VerifyError::Claims(c) => write!(f, "claims rejected: {c:?}"),
-        }
-    }
+    /// `jsonwebtoken::decode` refused it: wrong signature, an algorithm other than the key's, a
+    /// `crit` header, or a payload its claim reader cannot parse.
+    #[error("signature, algorithm or payload refused by the decoder")]
+    DecodeFailed,
+    #[error("claims rejected: {0}")]
+    Claims(#[from] ClaimError),
 }
 
 fn numeric(v: Option<&Value>) -> Result<Option<i64>, ()> {
@@ -189,10 +211,6 @@ pub struct Verified {
     pub exp: i64,
 }
 
-struct CacheEntry {
-    claims: Arc<Value>,
-}
-
 /// Where JWKS keys come from.
 #[derive(Clone, Debug, Default)]
 pub struct JwksSource {
@@ -209,12 +227,14 @@ impl JwksSource {
 pub struct Verifier {
     rules: ClaimRules,
     hs: Option<DecodingKey>,
-    jwks: RwLock<HashMap<String, JwksKey>>,
+    jwks: ArcSwap<HashMap<String, JwksKey>>,
     source: JwksSource,
+    /// The JWKS URL's client, when a URL is configured.
+    http: Option<reqwest::Client>,
     cooldown: Duration,
     last_unknown_refresh: tokio::sync::Mutex<Option<Instant>>,
-    cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
-    cache_size: usize,
+    /// Verified claims by SHA-256 of the token; time-based rules are re-checked on each hit.
+    cache: quick_cache::sync::Cache<[u8; 32], Arc<Value>>,
 }
 
 /// Seconds since the epoch.
@@ -223,6 +243,67 @@ pub fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The client for the JWKS URL: http or https (rustls with aws-lc-rs and the webpki roots), no
+/// redirects, no proxy from the environment, one overall timeout.
+fn jwks_client() -> Result<reqwest::Client, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(JWKS_FETCH_TIMEOUT)
+        .user_agent(concat!("ama-shim/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("JWKS HTTP client: {e}"))
+}
+
+/// An error with its sources (reqwest's own message rarely says what went wrong).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// GETs the JWKS at `url`: a 2xx answer of at most [`MAX_JWKS_BYTES`].
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let mut resp = client
+        .get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP status {}", resp.status()));
+    }
+    let too_big = || format!("body larger than {MAX_JWKS_BYTES} bytes");
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl Verifier {
@@ -240,15 +321,19 @@ impl Verifier {
             ),
             None => None,
         };
+        let http = match source.url {
+            Some(_) => Some(jwks_client()?),
+            None => None,
+        };
         Ok(Verifier {
             rules,
             hs,
-            jwks: RwLock::new(HashMap::new()),
+            jwks: ArcSwap::from_pointee(HashMap::new()),
             source,
+            http,
             cooldown,
             last_unknown_refresh: tokio::sync::Mutex::new(None),
-            cache: Mutex::new(HashMap::new()),
-            cache_size: cache_size.max(1),
+            cache: quick_cache::sync::Cache::new(cache_size.max(1)),
         })
     }
 
@@ -262,7 +347,7 @@ impl Verifier {
     }
 
     pub fn key_count(&self) -> usize {
-        self.jwks.read().map(|g| g.len()).unwrap_or(0)
+        self.jwks.load().len()
     }
 
     /// Reloads the JWKS from the file and/or URL. On any failure the old keys stay.
@@ -275,27 +360,24 @@ impl Verifier {
             let bytes = tokio::fs::read(p)
                 .await
                 .map_err(|e| format!("cannot read JWKS file {}: {e}", p.display()))?;
-            if bytes.len() > crate::fetch::MAX_JWKS_BYTES {
+            if bytes.len() > MAX_JWKS_BYTES {
                 return Err(format!("JWKS file {} is larger than 64 KiB", p.display()));
             }
             keys.extend(parse_jwks(&bytes)?);
         }
-        if let Some(u) = &self.source.url {
-            let bytes = crate::fetch::get(u, crate::fetch::MAX_JWKS_BYTES, JWKS_FETCH_TIMEOUT)
+        if let (Some(u), Some(client)) = (&self.source.url, &self.http) {
+            let bytes = fetch_jwks(client, u)
                 .await
                 .map_err(|e| format!("cannot fetch JWKS URL: {e}"))?;
             keys.extend(parse_jwks(&bytes)?);
         }
         let n = keys.len();
-        match self.jwks.write() {
-            Ok(mut g) => *g = keys,
-            Err(p) => *p.into_inner() = keys,
-        }
+        self.jwks.store(Arc::new(keys));
         Ok(n)
     }
 
     fn jwks_key(&self, kid: &str) -> Option<JwksKey> {
-        self.jwks.read().ok().and_then(|g| g.get(kid).cloned())
+        self.jwks.load().get(kid).cloned()
     }
 
     /// Refreshes on an unknown `kid`, at most once per cooldown.
@@ -325,15 +407,15 @@ impl Verifier {
             return Err(VerifyError::Malformed);
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let cached = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&digest).map(|e| e.claims.clone()));
-        if let Some(claims) = cached {
-            // time-based checks again; cheap
-            let exp = validate_claims(&claims, now, &self.rules).map_err(VerifyError::Claims)?;
-            return Ok(Verified { claims, exp });
+        if let Some(claims) = self.cache.get(&digest) {
+            // the signature was checked when cached; the time-based rules depend on `now`
+            return match validate_claims(&claims, now, &self.rules) {
+                Ok(exp) => Ok(Verified { claims, exp }),
+                Err(e) => {
+                    self.cache.remove(&digest);
+                    Err(e.into())
+                }
+            };
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
         let (alg, key): (Algorithm, KeyRef<'_>) = match header.kid.as_deref() {
@@ -351,22 +433,21 @@ impl Verifier {
             None if header.alg == Algorithm::HS256 => (Algorithm::HS256, self.hs_ref()?),
             None => return Err(VerifyError::UnknownKey),
         };
+        // signature and algorithm only: the claims are `validate_claims`'s (see the module docs)
         let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        validation.leeway = 0;
         let decoding_key: &DecodingKey = match &key {
             KeyRef::Hs(k) => k,
             KeyRef::Jwks(k) => k,
         };
         let data = jsonwebtoken::decode::<Value>(token, decoding_key, &validation)
-            .map_err(|_| VerifyError::BadSignature)?;
-        let exp = validate_claims(&data.claims, now, &self.rules).map_err(VerifyError::Claims)?;
+            .map_err(|_| VerifyError::DecodeFailed)?;
+        let exp = validate_claims(&data.claims, now, &self.rules)?;
         let claims = Arc::new(data.claims);
-        self.cache_insert(digest, claims.clone(), now);
+        self.cache.insert(digest, claims.clone());
         Ok(Verified { claims, exp })
     }
 
@@ -377,24 +458,8 @@ impl Verifier {
             .ok_or(VerifyError::UnknownKey)
     }
 
-    fn cache_insert(&self, digest: [u8; 32], claims: Arc<Value>, now: i64) {
-        let Ok(mut c) = self.cache.lock() else { return };
-        if c.len() >= self.cache_size {
-            let rules = &self.rules;
-            c.retain(|_, e| validate_claims(&e.claims, now, rules).is_ok());
-            if c.len() >= self.cache_size {
-                let drop_n = (self.cache_size / 8).max(1);
-                let victims: Vec<[u8; 32]> = c.keys().take(drop_n).copied().collect();
-                for v in victims {
-                    c.remove(&v);
-                }
-            }
-        }
-        c.insert(digest, CacheEntry { claims });
-    }
-
     pub fn cache_len(&self) -> usize {
-        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+        self.cache.len()
     }
 }
 

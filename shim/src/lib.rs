@@ -13,7 +13,6 @@ pub mod context;
 pub mod credential;
 pub mod db;
 pub mod errors;
-pub mod fetch;
 pub mod handler;
 pub mod jwt;
 pub mod limiter;

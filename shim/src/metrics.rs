@@ -1,27 +1,71 @@
-//! Hand-rolled Prometheus text metrics.
+//! Prometheus metrics (`prometheus-client`), exposed in the text format 0.0.4.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the database latency histogram.
 pub const DB_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindOutcome {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Policy {
+    policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
+/// A family listed (`# HELP`, `# TYPE`) even before its first series, as the exposition always
+/// did: the encoder leaves out empty families otherwise.
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
+/// The shim's metrics; the handles below are registered in `registry` (they share their values).
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    auth: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    rate_limited: Mutex<BTreeMap<String, u64>>,
-    db_buckets: [AtomicU64; 13],
-    db_count: AtomicU64,
-    db_sum_us: AtomicU64,
-    db_errors: Mutex<BTreeMap<&'static str, u64>>,
-    pub connections: AtomicU64,
-    pub sse_streams: AtomicU64,
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    auth: Family<KindOutcome, Counter>,
+    rate_limited: Family<Policy, Counter>,
+    db_errors: Family<Kind, Counter>,
+    db_seconds: Histogram,
+    pool: [Gauge; 4],
+    connections: Gauge,
+    sse_streams: Gauge,
 }
 
 /// Pool numbers sampled when rendering.
@@ -33,155 +77,145 @@ pub struct PoolGauges {
     pub waiting: usize,
 }
 
-fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
-    if let Ok(mut g) = m.lock() {
-        *g.entry(k).or_insert(0) += 1;
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteStatus, Counter>::default();
+        let auth = Family::<KindOutcome, Counter>::default();
+        let rate_limited = Family::<Policy, Counter>::default();
+        let db_errors = Family::<Kind, Counter>::default();
+        let db_seconds = Histogram::new(DB_BUCKETS.iter().copied());
+        let pool: [Gauge; 4] = Default::default();
+        let connections = Gauge::default();
+        let sse_streams = Gauge::default();
+        // counters get their `_total` suffix from the encoder
+        registry.register(
+            "ama_shim_requests",
+            "HTTP requests by route and status",
+            Listed(requests.clone()),
+        );
+        registry.register(
+            "ama_shim_auth",
+            "Authentication outcomes by credential kind",
+            Listed(auth.clone()),
+        );
+        registry.register(
+            "ama_shim_rate_limited",
+            "Requests answered 429, by policy (shim_auth_failures and shim_endpoints are the shim's own limits, the others the database ledger's)",
+            Listed(rate_limited.clone()),
+        );
+        registry.register(
+            "ama_shim_db_errors",
+            "Database calls that failed, by kind",
+            Listed(db_errors.clone()),
+        );
+        registry.register(
+            "ama_shim_db_seconds",
+            "Latency of ama.request calls",
+            db_seconds.clone(),
+        );
+        for (name, help, g) in [
+            (
+                "ama_shim_pool_max_size",
+                "Maximum pooled database connections",
+                &pool[0],
+            ),
+            (
+                "ama_shim_pool_size",
+                "Open pooled database connections",
+                &pool[1],
+            ),
+            (
+                "ama_shim_pool_available",
+                "Idle pooled database connections",
+                &pool[2],
+            ),
+            (
+                "ama_shim_pool_waiting",
+                "Requests waiting for a pooled connection",
+                &pool[3],
+            ),
+            (
+                "ama_shim_connections",
+                "Open client connections",
+                &connections,
+            ),
+            ("ama_shim_sse_streams", "Open event streams", &sse_streams),
+        ] {
+            registry.register(name, help, g.clone());
+        }
+        Metrics {
+            registry,
+            requests,
+            auth,
+            rate_limited,
+            db_errors,
+            db_seconds,
+            pool,
+            connections,
+            sse_streams,
+        }
     }
-}
-
-/// Escapes a Prometheus label value.
-pub fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 impl Metrics {
     pub fn request(&self, route: &str, status: u16) {
-        bump(&self.requests, (route.to_string(), status));
+        self.requests
+            .get_or_create(&RouteStatus {
+                route: route.to_string(),
+                status,
+            })
+            .inc();
     }
 
     /// `kind` is the credential kind, `outcome` one of ok / rejected / denied.
     pub fn auth(&self, kind: &'static str, outcome: &'static str) {
-        bump(&self.auth, (kind, outcome));
+        self.auth
+            .get_or_create(&KindOutcome { kind, outcome })
+            .inc();
     }
 
     pub fn rate_limited(&self, policy: &str) {
-        bump(&self.rate_limited, policy.to_string());
+        self.rate_limited
+            .get_or_create(&Policy {
+                policy: policy.to_string(),
+            })
+            .inc();
     }
 
     pub fn db_error(&self, kind: &'static str) {
-        bump(&self.db_errors, kind);
+        self.db_errors.get_or_create(&Kind { kind }).inc();
     }
 
     pub fn db_latency(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (i, b) in DB_BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.db_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.db_count.fetch_add(1, Ordering::Relaxed);
-        self.db_sum_us.fetch_add(
-            d.as_micros().min(u128::from(u64::MAX)) as u64,
-            Ordering::Relaxed,
-        );
+        self.db_seconds.observe(d.as_secs_f64());
     }
 
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    pub fn stream_opened(&self) {
+        self.sse_streams.inc();
+    }
+
+    pub fn stream_closed(&self) {
+        self.sse_streams.dec();
+    }
+
+    /// The metrics in the Prometheus text format ([`CONTENT_TYPE`]), with `pool` sampled now.
     pub fn render(&self, pool: PoolGauges) -> String {
+        let sampled = [pool.max_size, pool.size, pool.available, pool.waiting];
+        for (g, v) in self.pool.iter().zip(sampled) {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        }
         let mut o = String::with_capacity(4096);
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_requests_total HTTP requests by route and status."
-        );
-        let _ = writeln!(o, "# TYPE ama_shim_requests_total counter");
-        if let Ok(g) = self.requests.lock() {
-            for ((route, status), n) in g.iter() {
-                let _ = writeln!(
-                    o,
-                    "ama_shim_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape_label(route)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_auth_total Authentication outcomes by credential kind."
-        );
-        let _ = writeln!(o, "# TYPE ama_shim_auth_total counter");
-        if let Ok(g) = self.auth.lock() {
-            for ((kind, outcome), n) in g.iter() {
-                let _ = writeln!(
-                    o,
-                    "ama_shim_auth_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_rate_limited_total Requests answered 429, by policy (shim_auth_failures and shim_endpoints are the shim's own limits, the others the database ledger's)."
-        );
-        let _ = writeln!(o, "# TYPE ama_shim_rate_limited_total counter");
-        if let Ok(g) = self.rate_limited.lock() {
-            for (policy, n) in g.iter() {
-                let _ = writeln!(
-                    o,
-                    "ama_shim_rate_limited_total{{policy=\"{}\"}} {n}",
-                    escape_label(policy)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_db_errors_total Database calls that failed, by kind."
-        );
-        let _ = writeln!(o, "# TYPE ama_shim_db_errors_total counter");
-        if let Ok(g) = self.db_errors.lock() {
-            for (kind, n) in g.iter() {
-                let _ = writeln!(o, "ama_shim_db_errors_total{{kind=\"{kind}\"}} {n}");
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_db_seconds Latency of ama.request calls."
-        );
-        let _ = writeln!(o, "# TYPE ama_shim_db_seconds histogram");
-        for (i, b) in DB_BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "ama_shim_db_seconds_bucket{{le=\"{b}\"}} {}",
-                self.db_buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.db_count.load(Ordering::Relaxed);
-        let _ = writeln!(o, "ama_shim_db_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.db_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(o, "ama_shim_db_seconds_sum {sum}");
-        let _ = writeln!(o, "ama_shim_db_seconds_count {count}");
-        for (name, help, v) in [
-            (
-                "ama_shim_pool_max_size",
-                "Maximum pooled database connections.",
-                pool.max_size,
-            ),
-            (
-                "ama_shim_pool_size",
-                "Open pooled database connections.",
-                pool.size,
-            ),
-            (
-                "ama_shim_pool_available",
-                "Idle pooled database connections.",
-                pool.available,
-            ),
-            (
-                "ama_shim_pool_waiting",
-                "Requests waiting for a pooled connection.",
-                pool.waiting,
-            ),
-        ] {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_connections Open client connections.\n# TYPE ama_shim_connections gauge\nama_shim_connections {}",
-            self.connections.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP ama_shim_sse_streams Open event streams.\n# TYPE ama_shim_sse_streams gauge\nama_shim_sse_streams {}",
-            self.sse_streams.load(Ordering::Relaxed)
-        );
+        // writing into a String cannot fail
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut o, &self.registry);
         o
     }
 }
@@ -196,26 +230,62 @@ mod tests {
         m.request("threads.get", 200);
         m.request("threads.get", 200);
         m.request("threads.get", 404);
+        m.request("odd\"route\\\n", 500);
         m.auth("jwt", "ok");
         m.rate_limited("thread_write");
         m.rate_limited(crate::limiter::AUTH_FAILURES);
         m.rate_limited(crate::limiter::AUTH_FAILURES);
+        m.db_error("timeout");
         m.db_latency(Duration::from_millis(3));
+        m.connection_opened();
+        m.connection_opened();
+        m.connection_closed();
+        m.stream_opened();
+        let fresh = Metrics::default().render(PoolGauges::default());
+        for name in [
+            "ama_shim_requests_total",
+            "ama_shim_auth_total",
+            "ama_shim_rate_limited_total",
+            "ama_shim_db_errors_total",
+        ] {
+            assert!(
+                fresh.contains(&format!("# TYPE {name} counter\n")),
+                "{fresh}"
+            );
+        }
         let t = m.render(PoolGauges {
             max_size: 16,
             size: 2,
             available: 1,
             waiting: 0,
         });
-        assert!(t.contains("ama_shim_requests_total{route=\"threads.get\",status=\"200\"} 2"));
-        assert!(t.contains("ama_shim_requests_total{route=\"threads.get\",status=\"404\"} 1"));
-        assert!(t.contains("ama_shim_auth_total{kind=\"jwt\",outcome=\"ok\"} 1"));
-        assert!(t.contains("ama_shim_rate_limited_total{policy=\"thread_write\"} 1"));
-        assert!(t.contains("ama_shim_rate_limited_total{policy=\"shim_auth_failures\"} 2"));
-        assert!(t.contains("ama_shim_db_seconds_bucket{le=\"0.0025\"} 0"));
-        assert!(t.contains("ama_shim_db_seconds_bucket{le=\"0.005\"} 1"));
-        assert!(t.contains("ama_shim_db_seconds_count 1"));
-        assert!(t.contains("ama_shim_pool_max_size 16"));
-        assert_eq!(escape_label("a\"b"), "a\\\"b");
+        for line in [
+            "# TYPE ama_shim_requests_total counter",
+            "ama_shim_requests_total{route=\"threads.get\",status=\"200\"} 2",
+            "ama_shim_requests_total{route=\"threads.get\",status=\"404\"} 1",
+            "ama_shim_requests_total{route=\"odd\\\"route\\\\\\n\",status=\"500\"} 1",
+            "ama_shim_auth_total{kind=\"jwt\",outcome=\"ok\"} 1",
+            "ama_shim_rate_limited_total{policy=\"thread_write\"} 1",
+            "ama_shim_rate_limited_total{policy=\"shim_auth_failures\"} 2",
+            "ama_shim_db_errors_total{kind=\"timeout\"} 1",
+            "# TYPE ama_shim_db_seconds histogram",
+            "ama_shim_db_seconds_bucket{le=\"0.0025\"} 0",
+            "ama_shim_db_seconds_bucket{le=\"0.005\"} 1",
+            "ama_shim_db_seconds_bucket{le=\"+Inf\"} 1",
+            "ama_shim_db_seconds_count 1",
+            "# TYPE ama_shim_pool_max_size gauge",
+            "ama_shim_pool_max_size 16",
+            "ama_shim_pool_size 2",
+            "ama_shim_pool_available 1",
+            "ama_shim_pool_waiting 0",
+            "ama_shim_connections 1",
+            "ama_shim_sse_streams 1",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+        assert!(t
+            .lines()
+            .any(|l| l.starts_with("ama_shim_db_seconds_sum 0.003")));
+        assert!(!t.contains("# EOF"));
     }
 }

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,7 +126,7 @@ struct ConnGuard(Arc<App>);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -140,7 +139,7 @@ async fn serve_conn(
     watcher: Watcher,
     _permit: OwnedSemaphorePermit,
 ) {
-    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    app.metrics.connection_opened();
     let _guard = ConnGuard(app.clone());
     let _ = tcp.set_nodelay(true);
     let deadline = app.cfg.header_read_timeout;

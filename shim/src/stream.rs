@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -256,7 +255,7 @@ pub async fn open(
     let recheck_every = app.cfg.sse_recheck;
     tokio::spawn(async move {
         let app = poller.app.clone();
-        app.metrics.sse_streams.fetch_add(1, Ordering::Relaxed);
+        app.metrics.stream_opened();
         let thread = req.thread_id.to_ascii_lowercase();
         let mut last: Option<i64> = after.as_deref().and_then(|a| a.parse().ok());
         let (alive, more) = emit(&tx, &env.body, &mut last).await;
@@ -296,7 +295,7 @@ pub async fn open(
                 recheck.reset();
             }
         }
-        app.metrics.sse_streams.fetch_sub(1, Ordering::Relaxed);
+        app.metrics.stream_closed();
     }.instrument(ctx.span.clone()));
     resp
 }

@@ -1,7 +1,9 @@
 //! TLS server configuration: TLS 1.2 and 1.3 only, ALPN h2 + http/1.1, reloadable on SIGHUP.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
@@ -34,7 +36,7 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<ServerConfig, Strin
 pub struct TlsState {
     cert: PathBuf,
     key: PathBuf,
-    current: RwLock<Arc<ServerConfig>>,
+    current: ArcSwap<ServerConfig>,
 }
 
 impl TlsState {
@@ -43,24 +45,18 @@ impl TlsState {
         Ok(TlsState {
             cert,
             key,
-            current: RwLock::new(Arc::new(config)),
+            current: ArcSwap::from_pointee(config),
         })
     }
 
     pub fn current(&self) -> Arc<ServerConfig> {
-        match self.current.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.load_full()
     }
 
     /// Re-reads the PEM files; on error the previous configuration stays in force.
     pub fn reload(&self) -> Result<(), String> {
-        let config = Arc::new(load_server_config(&self.cert, &self.key)?);
-        match self.current.write() {
-            Ok(mut g) => *g = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
+        let config = load_server_config(&self.cert, &self.key)?;
+        self.current.store(Arc::new(config));
         Ok(())
     }
 }

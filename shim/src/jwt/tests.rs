@@ -2,6 +2,7 @@ use super::*;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SUB: &str = "0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
@@ -184,7 +185,7 @@ async fn hs256_roundtrip_and_cache() {
     .expect("encode");
     assert_eq!(
         v.verify_at(&bad, NOW).await.map(|_| ()),
-        Err(VerifyError::BadSignature)
+        Err(VerifyError::DecodeFailed)
     );
     // claims failures surface
     let t = hs_token(&with(claims(), "aud", Value::Null));
@@ -412,7 +413,7 @@ async fn algorithm_confusion_is_rejected() {
     .expect("encode");
     assert_eq!(
         v.verify_at(&forged, NOW).await.map(|_| ()),
-        Err(VerifyError::BadSignature)
+        Err(VerifyError::DecodeFailed)
     );
     // an HS256 token signed with the real secret but naming an EC kid is still refused
     let forged = encode(
@@ -423,7 +424,7 @@ async fn algorithm_confusion_is_rejected() {
     .expect("encode");
     assert_eq!(
         v.verify_at(&forged, NOW).await.map(|_| ()),
-        Err(VerifyError::BadSignature)
+        Err(VerifyError::DecodeFailed)
     );
     // ES256 token presented under the RSA kid
     let mut h = Header::new(Algorithm::ES256);
@@ -431,7 +432,7 @@ async fn algorithm_confusion_is_rejected() {
     let t = encode(&h, &claims(), &es.enc).expect("encode");
     assert_eq!(
         v.verify_at(&t, NOW).await.map(|_| ()),
-        Err(VerifyError::BadSignature)
+        Err(VerifyError::DecodeFailed)
     );
     // ES256 without kid: no key chosen
     let t = encode(&Header::new(Algorithm::ES256), &claims(), &es.enc).expect("encode");
@@ -456,9 +457,110 @@ async fn algorithm_confusion_is_rejected() {
     let t = encode(&h, &claims(), &attacker.enc).expect("encode");
     assert_eq!(
         v.verify_at(&t, NOW).await.map(|_| ()),
-        Err(VerifyError::BadSignature)
+        Err(VerifyError::DecodeFailed)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Answers every request on 127.0.0.1:0 with the raw bytes `resp`, and hands back each request
+/// head received.
+async fn raw_server(resp: Vec<u8>) -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let resp = resp.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+                let _ = s.write_all(&resp).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/jwks.json"), rx)
+}
+
+fn url_verifier(url: String) -> Verifier {
+    Verifier::new(
+        rules(),
+        None,
+        JwksSource {
+            file: None,
+            url: Some(url),
+        },
+        Duration::from_secs(0),
+        10,
+    )
+    .expect("verifier")
+}
+
+/// The JWKS URL fetch: request headers, no redirects, non-2xx refused, 64 KiB body limit with
+/// and without a Content-Length.
+#[tokio::test]
+async fn jwks_url_fetch_limits() {
+    let es = gen_key("es-1", Algorithm::ES256);
+    let doc = jwks_of(&[&es]);
+    let ok = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+        doc.len()
+    );
+    let (url, mut heads) = raw_server(ok.into_bytes()).await;
+    let v = url_verifier(url);
+    assert_eq!(v.refresh().await, Ok(1));
+    let head = heads.recv().await.expect("request").to_ascii_lowercase();
+    assert!(head.starts_with("get /jwks.json http/1.1\r\n"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "user-agent: ama-shim/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{head}"
+    );
+    assert!(head.contains("accept: application/json\r\n"), "{head}");
+
+    let big = "x".repeat(MAX_JWKS_BYTES + 1);
+    let chunked_big = {
+        let mut r =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        for _ in 0..(MAX_JWKS_BYTES / 1000 + 1) {
+            r.extend_from_slice(format!("3e8\r\n{}\r\n", "x".repeat(1000)).as_bytes());
+        }
+        r.extend_from_slice(b"0\r\n\r\n");
+        r
+    };
+    for (what, resp) in [
+        (
+            "redirect",
+            format!("HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", "http://127.0.0.1:1/jwks.json").into_bytes(),
+        ),
+        (
+            "status",
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "body larger",
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}", big.len()).into_bytes(),
+        ),
+        ("body larger", chunked_big),
+    ] {
+        let (url, _heads) = raw_server(resp).await;
+        let v = url_verifier(url);
+        let err = v.refresh().await.expect_err(what);
+        assert!(err.contains(what) || (what == "redirect" && err.contains("302")), "{what}: {err}");
+        assert_eq!(v.key_count(), 0);
+    }
 }
 
 #[test]
