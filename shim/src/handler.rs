@@ -124,7 +124,7 @@ async fn shim_endpoint(app: &App, target: Target, rid: &str) -> Response<Body> {
             let mut r = Response::new(full(app.metrics.render(app.db.gauges())));
             r.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             r
         }

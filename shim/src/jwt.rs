@@ -20,14 +20,19 @@
 //!   several rules would report a different reason than [`validate_claims`] does.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
+
+mod claims;
+mod jwks;
+
+pub use claims::{validate_claims, ClaimError, ClaimRules};
+use jwks::{fetch_jwks, jwks_client};
+pub use jwks::{jwk_algorithm, parse_jwks, JwksKey, JwksSource};
 use sha2::{Digest, Sha256};
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
@@ -38,37 +43,6 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document accepted (file or URL).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
-
-/// What the claims must satisfy.
-#[derive(Debug, Clone)]
-pub struct ClaimRules {
-    pub audience: String,
-    pub issuer: Option<String>,
-    pub max_lifetime_secs: u64,
-}
-
-/// Why claims were rejected (for logs and metrics only; clients get one generic message).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ClaimError {
-    #[error("claims are not a JSON object")]
-    NotAnObject,
-    #[error("exp missing or not a number")]
-    MissingExp,
-    #[error("expired")]
-    Expired,
-    #[error("not yet valid (nbf)")]
-    NotYetValid,
-    #[error("issued in the future (iat)")]
-    IssuedInFuture,
-    #[error("lifetime (exp - iat) too long")]
-    LifetimeTooLong,
-    #[error("wrong audience")]
-    BadAudience,
-    #[error("wrong issuer")]
-    BadIssuer,
-    #[error("sub is not a UUID")]
-    BadSubject,
-}
 
 /// Why a token was rejected (for logs and metrics only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -86,142 +60,11 @@ pub enum VerifyError {
     Claims(#[from] ClaimError),
 }
 
-fn numeric(v: Option<&Value>) -> Result<Option<i64>, ()> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f.floor() as i64))
-            .map(Some)
-            .ok_or(()),
-        Some(_) => Err(()),
-    }
-}
-
-/// Checks the registered claims at time `now` (seconds since the epoch). Returns `exp`.
-pub fn validate_claims(claims: &Value, now: i64, rules: &ClaimRules) -> Result<i64, ClaimError> {
-    let obj = claims.as_object().ok_or(ClaimError::NotAnObject)?;
-    let exp = numeric(obj.get("exp"))
-        .map_err(|_| ClaimError::MissingExp)?
-        .ok_or(ClaimError::MissingExp)?;
-    if now > exp.saturating_add(LEEWAY_SECS) {
-        return Err(ClaimError::Expired);
-    }
-    if let Some(nbf) = numeric(obj.get("nbf")).map_err(|_| ClaimError::NotYetValid)? {
-        if nbf > now.saturating_add(LEEWAY_SECS) {
-            return Err(ClaimError::NotYetValid);
-        }
-    }
-    let iat = numeric(obj.get("iat")).map_err(|_| ClaimError::IssuedInFuture)?;
-    if let Some(iat) = iat {
-        if iat > now.saturating_add(LEEWAY_SECS) {
-            return Err(ClaimError::IssuedInFuture);
-        }
-    }
-    let lifetime = exp.saturating_sub(iat.unwrap_or(now));
-    if lifetime > i64::try_from(rules.max_lifetime_secs).unwrap_or(i64::MAX) {
-        return Err(ClaimError::LifetimeTooLong);
-    }
-    let aud_ok = match obj.get("aud") {
-        Some(Value::String(s)) => *s == rules.audience,
-        Some(Value::Array(a)) => a
-            .iter()
-            .any(|v| v.as_str() == Some(rules.audience.as_str())),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(ClaimError::BadAudience);
-    }
-    if let Some(iss) = &rules.issuer {
-        if obj.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
-            return Err(ClaimError::BadIssuer);
-        }
-    }
-    let sub_ok = obj
-        .get("sub")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.len() == 36 && uuid::Uuid::parse_str(s).is_ok());
-    if !sub_ok {
-        return Err(ClaimError::BadSubject);
-    }
-    Ok(exp)
-}
-
-/// The algorithm a JWK is used with, or `None` for keys this shim does not accept.
-pub fn jwk_algorithm(jwk: &Jwk) -> Option<Algorithm> {
-    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-        return None;
-    }
-    let alg = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        _ => return None,
-    };
-    match (jwk.common.key_algorithm, alg) {
-        (None, a) => Some(a),
-        (Some(KeyAlgorithm::ES256), Algorithm::ES256)
-        | (Some(KeyAlgorithm::RS256), Algorithm::RS256) => Some(alg),
-        _ => None,
-    }
-}
-
-/// A usable JWKS key.
-#[derive(Clone)]
-pub struct JwksKey {
-    pub alg: Algorithm,
-    pub key: Arc<DecodingKey>,
-}
-
-/// Parses a JWKS document; keys without `kid`, of unsupported types or unparsable are skipped.
-pub fn parse_jwks(bytes: &[u8]) -> Result<HashMap<String, JwksKey>, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("JWKS is not JSON: {e}"))?;
-    let keys = v
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("JWKS has no `keys` array")?;
-    let mut out = HashMap::new();
-    for k in keys {
-        let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) else {
-            continue;
-        };
-        let Some(kid) = jwk.common.key_id.clone() else {
-            continue;
-        };
-        let Some(alg) = jwk_algorithm(&jwk) else {
-            continue;
-        };
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-            continue;
-        };
-        out.insert(
-            kid,
-            JwksKey {
-                alg,
-                key: Arc::new(key),
-            },
-        );
-    }
-    Ok(out)
-}
-
 /// A verified token's claims.
 #[derive(Clone, Debug)]
 pub struct Verified {
     pub claims: Arc<Value>,
     pub exp: i64,
-}
-
-/// Where JWKS keys come from.
-#[derive(Clone, Debug, Default)]
-pub struct JwksSource {
-    pub file: Option<PathBuf>,
-    pub url: Option<String>,
-}
-
-impl JwksSource {
-    pub fn is_configured(&self) -> bool {
-        self.file.is_some() || self.url.is_some()
-    }
 }
 
 pub struct Verifier {
@@ -243,67 +86,6 @@ pub fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// The client for the JWKS URL: http or https (rustls with aws-lc-rs and the webpki roots), no
-/// redirects, no proxy from the environment, one overall timeout.
-fn jwks_client() -> Result<reqwest::Client, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(JWKS_FETCH_TIMEOUT)
-        .user_agent(concat!("ama-shim/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("JWKS HTTP client: {e}"))
-}
-
-/// An error with its sources (reqwest's own message rarely says what went wrong).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
-}
-
-/// GETs the JWKS at `url`: a 2xx answer of at most [`MAX_JWKS_BYTES`].
-async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let mut resp = client
-        .get(url)
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| error_chain(&e))?;
-    if !resp.status().is_success() {
-        return Err(format!("HTTP status {}", resp.status()));
-    }
-    let too_big = || format!("body larger than {MAX_JWKS_BYTES} bytes");
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-    {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 impl Verifier {

@@ -1,4 +1,5 @@
 use super::*;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -10,6 +10,7 @@
 use super::base64_like::b64;
 use super::*;
 use crate::errors::{ApiError, WWW_AUTHENTICATE};
+use std::path::PathBuf;
 
 use ClaimError as C;
 use VerifyError::{Claims, DecodeFailed, Malformed, UnknownKey};
