@@ -994,7 +994,9 @@ async fn tokens(api: &mut Api, c: &mut Ctx) {
         "display name not a string" => 400, Rejects,
             create().bearer(owner).json(json!({"agent_actor_id": AGENT, "agent_display_name": 5}));
         "expires_at in the past" => 400, Accepts,
-            create().bearer(owner).json(json!({"agent_actor_id": AGENT, "expires_at": "2001-01-01T00:00:00Z"}));
+            create()
+                .bearer(owner)
+                .json(json!({"agent_actor_id": AGENT, "expires_at": "2001-01-01T00:00:00Z"}));
         "no credential" => 401, NotCompared, create().json(json!({"agent_actor_id": AGENT}));
         "an agent token" => 403, NotCompared,
             create().bearer(&c.agent).json(json!({"agent_actor_id": AGENT}));
@@ -1082,13 +1084,17 @@ async fn threads_create(api: &mut Api, c: &mut Ctx) {
             create().bearer(alice).json(json!({"target_user_ids": ["zzz"]}));
         "no targets" => 400, Rejects, create().bearer(alice).json(json!({"target_user_ids": []}));
         "unknown mode" => 400, Rejects,
-            create().bearer(alice).json(json!({"target_user_ids": [BOB], "participation_mode": "loud"}));
+            create()
+                .bearer(alice)
+                .json(json!({"target_user_ids": [BOB], "participation_mode": "loud"}));
         "unknown field" => 400, Rejects,
             create().bearer(alice).json(json!({"target_user_ids": [BOB], "extra": 1}));
         "empty initial message" => 400, Rejects,
             create().bearer(alice).json(json!({"target_user_ids": [BOB], "initial_message": ""}));
         "initial message too long" => 400, Rejects,
-            create().bearer(alice).json(json!({"target_user_ids": [BOB], "initial_message": "x".repeat(5001)}));
+            create()
+                .bearer(alice)
+                .json(json!({"target_user_ids": [BOB], "initial_message": "x".repeat(5001)}));
         "only oneself" => 400, Accepts,
             create().bearer(alice).json(json!({"target_user_ids": [ALICE]}));
     ];
@@ -1175,7 +1181,9 @@ async fn messages(api: &mut Api, c: &Ctx) {
         "metadata not an object" => 400, Rejects,
             send().bearer(alice).json(json!({"content": "hi", "metadata": "x"}));
         "mention of a non-participant" => 400, Accepts,
-            send().bearer(alice).json(json!({"content": "hi", "mentions": [format!("user:{MALLORY}")]}));
+            send()
+                .bearer(alice)
+                .json(json!({"content": "hi", "mentions": [format!("user:{MALLORY}")]}));
         "not a participant" => 404, NotCompared,
             send().bearer(&c.mallory).json(json!({"content": "x"}));
         "thread id not a UUID" => 400, NotCompared,
@@ -1558,9 +1566,12 @@ async fn public(api: &mut Api, c: &mut Ctx) {
     api.ok(v3["thread_id"] == vthread.as_str(), || format!("{v3}"));
     let rows = cases![
         "the same key, other content" => 409, NotCompared,
-            send().json(json!({"email": "v@example.org", "content": "changed", "client_message_id": "v1"}));
+            send().json(json!({
+                "email": "v@example.org", "content": "changed", "client_message_id": "v1",
+            }));
         "no such agent" => 404, NotCompared,
-            req("public.send", &["no-such-bot"]).json(json!({"email": "v@example.org", "content": "hi"}));
+            req("public.send", &["no-such-bot"])
+                .json(json!({"email": "v@example.org", "content": "hi"}));
         "email not an email" => 400, Rejects,
             send().json(json!({"email": "nope", "content": "hi"}));
         "no content" => 400, Rejects, send().json(json!({"email": "v@example.org"}));
@@ -1626,7 +1637,9 @@ async fn credentials(api: &mut Api, c: &Ctx) {
             "profile update without credential" => 401, NotCompared,
                 req("agent.put", &[]).json(json!({}));
             "a malformed visitor token" => 401, NotCompared,
-                req("public.send", &["helpful-bot"]).bearer("ama_vst_123").json(json!({"email": "v@example.org", "content": "hi"}));
+                req("public.send", &["helpful-bot"])
+                    .bearer("ama_vst_123")
+                    .json(json!({"email": "v@example.org", "content": "hi"}));
             "a message over the body limit" => 413, NotCompared,
                 req("messages.send", &[tid]).bearer(&c.alice).raw(&vec![b' '; 70 * 1024]);
             "webhook, thread id not a UUID" => 400, Rejects,
