@@ -1,6 +1,9 @@
 //! Runs the `ama-shim` binary without a database (the pool points at a closed port) and talks
 //! to it over real TLS: routing, errors, limits, plain HTTP, h2, 503 on a dead database,
 //! graceful shutdown and startup errors. Database-backed tests live in the workspace `tests/`.
+//!
+//! Requests go through the workspace's one test client (`ama_tests::client`, HTTP/1.1 or HTTP/2),
+//! and tokens come from its fixtures: `ama-tests` is a dev-dependency of `ama-shim`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream as StdTcp;
@@ -8,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::{json, Value};
+use ama_core::token::TokenKind;
+use ama_tests::client::{tls_config, Client, Response};
+use ama_tests::fixtures::{jwt_with, now_secs, unknown_token};
+use serde_json::json;
 
 const SECRET: &str = "integration-secret-0123456789abcdef";
 const SUB: &str = "0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
@@ -98,100 +101,26 @@ fn start(tag: &str, extra: &[&str]) -> Shim {
     }
 }
 
-fn tls_config(cert_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("pem");
-    roots.add(der).expect("root");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut c = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(c)
-}
-
-struct Resp {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-async fn send(shim: &Shim, h2: bool, req: http::Request<Full<Bytes>>) -> Resp {
-    let tcp = tokio::net::TcpStream::connect(&shim.addr)
-        .await
-        .expect("connect");
-    let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(tls_config(&shim.cert_pem, alpn))
-        .connect(name, tcp)
-        .await
-        .expect("tls");
-    let resp = if h2 {
-        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        let (mut s, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-                .await
-                .expect("h2");
-        tokio::spawn(conn);
-        s.send_request(req).await.expect("request")
-    } else {
-        let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+impl Shim {
+    /// One request on a new TLS connection, over HTTP/2 or HTTP/1.1.
+    async fn send(
+        &self,
+        h2: bool,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Response {
+        let client = if h2 {
+            Client::new_h2(&self.addr, &self.cert_pem)
+        } else {
+            Client::new(&self.addr, &self.cert_pem)
+        };
+        client
+            .send(method, path, headers, body)
             .await
-            .expect("h1");
-        tokio::spawn(conn);
-        s.send_request(req).await.expect("request")
-    };
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    Resp {
-        status,
-        headers,
-        body,
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
-}
-
-fn req(method: &str, path: &str) -> http::request::Builder {
-    let uri = if path.starts_with('/') {
-        format!("https://127.0.0.1{path}")
-    } else {
-        path.to_string()
-    };
-    http::Request::builder().method(method).uri(uri)
-}
-
-fn empty() -> Full<Bytes> {
-    Full::new(Bytes::new())
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn jwt_with(secret: &str, claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
-    )
-    .expect("jwt")
 }
 
 fn jwt() -> String {
@@ -202,16 +131,12 @@ fn jwt() -> String {
     )
 }
 
-fn assert_error(r: &Resp, status: u16, code: &str) {
+fn assert_error(r: &Response, status: u16, code: &str) {
     assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(&r.body));
     let v = r.json();
     assert_eq!(v["code"], code);
     assert!(v["message"].is_string());
-    let rid = r
-        .headers
-        .get("x-request-id")
-        .and_then(|h| h.to_str().ok())
-        .expect("x-request-id");
+    let rid = r.header("x-request-id").expect("x-request-id");
     assert_eq!(v["request_id"], rid);
 }
 
@@ -221,42 +146,27 @@ async fn end_to_end_without_database() {
 
     // health over HTTP/1.1 and HTTP/2
     for h2 in [false, true] {
-        let r = send(&shim, h2, req("GET", "/health").body(empty()).expect("req")).await;
+        let r = shim.send(h2, "GET", "/health", &[], None).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.json()["status"], "ok");
         assert_eq!(r.json()["service"], "ama-shim");
-        assert!(r.headers.contains_key("x-request-id"));
+        assert!(r.header("x-request-id").is_some());
     }
     // openapi
-    let r = send(
-        &shim,
-        false,
-        req("GET", "/api/v1/openapi.json")
-            .body(empty())
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(false, "GET", "/api/v1/openapi.json", &[], None)
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["openapi"], "3.1.0");
 
     // 404 and 405
-    let r = send(
-        &shim,
-        false,
-        req("GET", "/api/v1/nope").body(empty()).expect("req"),
-    )
-    .await;
+    let r = shim.send(false, "GET", "/api/v1/nope", &[], None).await;
     assert_error(&r, 404, "NOT_FOUND");
-    let r = send(
-        &shim,
-        true,
-        req("DELETE", "/api/v1/chat/threads")
-            .body(empty())
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(true, "DELETE", "/api/v1/chat/threads", &[], None)
+        .await;
     assert_error(&r, 405, "METHOD_NOT_ALLOWED");
-    assert_eq!(r.headers["allow"], "GET, POST");
+    assert_eq!(r.header("allow"), Some("GET, POST"));
 
     // malformed credentials: generic 401 without touching the database
     for auth in [
@@ -265,101 +175,93 @@ async fn end_to_end_without_database() {
         "Basic Zm9vOmJhcg==",
         "Bearer ama_vst_zz",
     ] {
-        let r = send(
-            &shim,
-            false,
-            req("GET", "/api/v1/chat/threads")
-                .header("authorization", auth)
-                .body(empty())
-                .expect("req"),
-        )
-        .await;
+        let r = shim
+            .send(
+                false,
+                "GET",
+                "/api/v1/chat/threads",
+                &[("authorization", auth)],
+                None,
+            )
+            .await;
         assert_error(&r, 401, "UNAUTHORIZED");
         assert_eq!(r.json()["message"], "invalid or expired credential");
         assert_eq!(
-            r.headers["www-authenticate"],
-            "Bearer error=\"invalid_token\""
+            r.header("www-authenticate"),
+            Some("Bearer error=\"invalid_token\"")
         );
     }
-    let r = send(
-        &shim,
-        false,
-        req("PUT", "/internal/v1/users/x")
-            .header("x-internal-api-key", "ama_ik_bad")
-            .body(empty())
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            false,
+            "PUT",
+            "/internal/v1/users/x",
+            &[("x-internal-api-key", "ama_ik_bad")],
+            None,
+        )
+        .await;
     assert_error(&r, 401, "UNAUTHORIZED");
 
     let token = jwt();
     let bearer = format!("Bearer {token}");
     // invalid JSON is refused before the database
-    let r = send(
-        &shim,
-        false,
-        req("POST", "/api/v1/chat/threads")
-            .header("authorization", &bearer)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(b"{\"target_user_ids\": [")))
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            false,
+            "POST",
+            "/api/v1/chat/threads",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            Some(b"{\"target_user_ids\": ["),
+        )
+        .await;
     assert_error(&r, 400, "BAD_REQUEST");
     assert!(r.json()["message"].as_str().unwrap_or("").contains("body"));
     // body over the limit
     let big = vec![b' '; 70_000];
-    let r = send(
-        &shim,
-        true,
-        req("POST", "/api/v1/chat/threads")
-            .header("authorization", &bearer)
-            .body(Full::new(Bytes::from(big)))
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            true,
+            "POST",
+            "/api/v1/chat/threads",
+            &[("authorization", &bearer)],
+            Some(&big),
+        )
+        .await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
 
     // a valid JWT reaches the database step, which is down: 503 within a bounded time
     let t = Instant::now();
-    let r = send(
-        &shim,
-        false,
-        req("POST", "/api/v1/chat/threads")
-            .header("authorization", &bearer)
-            .body(Full::new(Bytes::from_static(b"{\"target_user_ids\": []}")))
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            false,
+            "POST",
+            "/api/v1/chat/threads",
+            &[("authorization", &bearer)],
+            Some(b"{\"target_user_ids\": []}"),
+        )
+        .await;
     assert_error(&r, 503, "UNAVAILABLE");
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
-    assert!(r.headers.contains_key("server-timing"));
-    let r = send(
-        &shim,
-        false,
-        req("GET", "/ready").body(empty()).expect("req"),
-    )
-    .await;
+    assert!(r.header("server-timing").is_some());
+    let r = shim.send(false, "GET", "/ready", &[], None).await;
     assert_error(&r, 503, "UNAVAILABLE");
     // the event stream answers a plain JSON error when its first poll fails
-    let r = send(
-        &shim,
-        false,
-        req("GET", "/api/v1/chat/threads/x/events/stream")
-            .header("authorization", &bearer)
-            .body(empty())
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            false,
+            "GET",
+            "/api/v1/chat/threads/x/events/stream",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
     assert_error(&r, 503, "UNAVAILABLE");
 
     // metrics
-    let r = send(
-        &shim,
-        false,
-        req("GET", "/metrics").body(empty()).expect("req"),
-    )
-    .await;
+    let r = shim.send(false, "GET", "/metrics", &[], None).await;
     let text = String::from_utf8_lossy(&r.body).to_string();
     assert!(
         text.contains("ama_shim_requests_total{route=\"health\",status=\"200\"} 2"),
@@ -499,27 +401,19 @@ fn startup_errors_are_one_line() {
 
 /// GET `path` as client `ip` (through the trusted proxy 127.0.0.1), with an optional
 /// `Authorization` value.
-async fn get_as(shim: &Shim, ip: Option<&str>, path: &str, auth: Option<&str>) -> Resp {
-    let mut b = req("GET", path);
+async fn get_as(shim: &Shim, ip: Option<&str>, path: &str, auth: Option<&str>) -> Response {
+    let mut headers = Vec::new();
     if let Some(ip) = ip {
-        b = b.header("x-forwarded-for", ip);
+        headers.push(("x-forwarded-for", ip));
     }
     if let Some(a) = auth {
-        b = b.header("authorization", a);
+        headers.push(("authorization", a));
     }
-    send(shim, false, b.body(empty()).expect("req")).await
+    shim.send(false, "GET", path, &headers, None).await
 }
 
-fn header<'a>(r: &'a Resp, name: &str) -> &'a str {
-    r.headers
-        .get(name)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_else(|| panic!("{name} missing"))
-}
-
-/// A well-formed agent token (right length and checksum) that no database knows.
-fn well_formed_agent_token() -> String {
-    ama_core::token::compose(ama_core::token::TokenKind::Agent, &"ab".repeat(32))
+fn header<'a>(r: &'a Response, name: &str) -> &'a str {
+    r.header(name).unwrap_or_else(|| panic!("{name} missing"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,7 +451,7 @@ async fn refused_credentials_are_limited_per_ip_and_kind() {
             "{}",
             header(&r, "ratelimit")
         );
-        assert!(!r.headers.contains_key("retry-after"));
+        assert!(r.header("retry-after").is_none());
     }
     // The eleventh: 429 in the error JSON, with Retry-After and the RateLimit headers.
     let r = get_as(
@@ -591,7 +485,7 @@ async fn refused_credentials_are_limited_per_ip_and_kind() {
     let bearer = format!("Bearer {}", jwt());
     let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&bearer)).await;
     assert_error(&r, 503, "UNAVAILABLE");
-    let agent = format!("Bearer {}", well_formed_agent_token());
+    let agent = format!("Bearer {}", unknown_token(TokenKind::Agent));
     let r = get_as(&shim, a, "/api/v1/chat/threads", Some(&agent)).await;
     assert_error(&r, 503, "UNAVAILABLE");
     // The event stream authenticates the same way.
@@ -668,16 +562,18 @@ async fn refused_credentials_are_limited_per_ip_and_kind() {
     .await;
     assert_error(&r, 401, "UNAUTHORIZED");
     // Internal keys have their own count too.
-    let r = send(
-        &shim,
-        false,
-        req("PUT", "/internal/v1/users/x")
-            .header("x-forwarded-for", "198.51.100.10")
-            .header("x-internal-api-key", "ama_ik_bad")
-            .body(empty())
-            .expect("req"),
-    )
-    .await;
+    let r = shim
+        .send(
+            false,
+            "PUT",
+            "/internal/v1/users/x",
+            &[
+                ("x-forwarded-for", "198.51.100.10"),
+                ("x-internal-api-key", "ama_ik_bad"),
+            ],
+            None,
+        )
+        .await;
     assert_error(&r, 401, "UNAUTHORIZED");
 
     // The shim's own endpoints: 10 a minute per client here, then 429.
@@ -711,18 +607,18 @@ async fn refused_credentials_are_limited_per_ip_and_kind() {
     // sees what an unknown path shows (404, also for other methods).
     let unknown = get_as(&shim, a, "/api/v1/nope", None).await;
     for method in ["GET", "POST"] {
-        let r = send(
-            &shim,
-            false,
-            req(method, "/metrics")
-                .header("x-forwarded-for", "198.51.100.10")
-                .body(empty())
-                .expect("req"),
-        )
-        .await;
+        let r = shim
+            .send(
+                false,
+                method,
+                "/metrics",
+                &[("x-forwarded-for", "198.51.100.10")],
+                None,
+            )
+            .await;
         assert_error(&r, 404, "NOT_FOUND");
         assert_eq!(r.json()["message"], unknown.json()["message"]);
-        assert!(!r.headers.contains_key("ratelimit"));
+        assert!(r.header("ratelimit").is_none());
     }
     let r = get_as(&shim, None, "/metrics", None).await;
     assert_eq!(r.status, 200);

@@ -1,5 +1,6 @@
-//! A small HTTPS client for end-to-end tests: real TLS (rustls), HTTP/1.1, one connection per
-//! request unless a [`Conn`] is kept. The shim's development certificate is trusted explicitly.
+//! A small HTTPS client for end-to-end tests: real TLS (rustls), HTTP/1.1 or HTTP/2 (chosen by
+//! ALPN), one connection per request. The shim's development certificate is trusted explicitly.
+//! The workspace `tests/` and the shim's own `shim/tests/server.rs` both use it.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -53,29 +54,26 @@ pub fn tls_config(cert_pem: &str, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
 pub struct Client {
     pub addr: String,
     pub tls: Arc<rustls::ClientConfig>,
+    /// HTTP/2 (offered alone in ALPN, and required) instead of HTTP/1.1.
+    pub h2: bool,
 }
 
 impl Client {
-    /// A new TLS connection speaking HTTP/1.1, its driver spawned on the runtime.
-    async fn connect(
-        &self,
-    ) -> std::io::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
-        let tcp = TcpStream::connect(&self.addr).await?;
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(std::io::Error::other)?;
-        tokio::spawn(conn);
-        Ok(sender)
-    }
-
+    /// A client speaking HTTP/1.1.
     pub fn new(addr: &str, cert_pem: &str) -> Self {
         Client {
             addr: addr.to_string(),
             tls: tls_config(cert_pem, &[b"http/1.1"]),
+            h2: false,
+        }
+    }
+
+    /// A client speaking HTTP/2: each connection fails unless the server selects `h2`.
+    pub fn new_h2(addr: &str, cert_pem: &str) -> Self {
+        Client {
+            addr: addr.to_string(),
+            tls: tls_config(cert_pem, &[b"h2"]),
+            h2: true,
         }
     }
 
@@ -87,21 +85,42 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> std::io::Result<hyper::Response<hyper::body::Incoming>> {
-        let mut sender = self.connect().await?;
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
+        let tcp = TcpStream::connect(&self.addr).await?;
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(ServerName::try_from("localhost").expect("name"), tcp)
+            .await?;
+        // HTTP/2 carries the authority in the request line, HTTP/1.1 in the Host header.
+        let mut req = hyper::Request::builder().method(method);
+        req = if self.h2 {
+            req.uri(format!("https://localhost{path}"))
+        } else {
+            req.uri(path).header("host", "localhost")
+        };
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
             .map_err(std::io::Error::other)?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(std::io::Error::other)
+        let io = hyper_util::rt::TokioIo::new(tls);
+        if self.h2 {
+            if io.inner().get_ref().1.alpn_protocol() != Some(b"h2") {
+                return Err(std::io::Error::other("the server did not select h2"));
+            }
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .map_err(std::io::Error::other)?;
+            tokio::spawn(conn);
+            sender.send_request(req).await
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(std::io::Error::other)?;
+            tokio::spawn(conn);
+            sender.send_request(req).await
+        }
+        .map_err(std::io::Error::other)
     }
 
     /// Sends one request on a new TLS connection.

@@ -1,9 +1,11 @@
 //! Test and development support for ama_pg: a throwaway PostgreSQL cluster ([`cluster`]),
-//! development credentials ([`dev`]) and a small HTTPS client for end-to-end tests ([`client`]).
+//! development credentials ([`dev`]), a small HTTPS client for end-to-end tests ([`client`]), a
+//! running system ([`stack`]) and the fixtures the end-to-end tests share ([`fixtures`]).
 
 pub mod client;
 pub mod cluster;
 pub mod dev;
+pub mod fixtures;
 pub mod stack;
 
 /// One line on stderr and exit status 2: the harness's way to fail without a stack trace.

@@ -23,7 +23,7 @@ pub struct Stack {
 impl Stack {
     /// Starts the cluster and the shim; `extra` are additional shim flags.
     pub fn start(extra: &[&str]) -> Stack {
-        let cluster = Cluster::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        let cluster = crate::fixtures::start_cluster(Options::default());
         let internal_key = cluster
             .psql(
                 "postgres",

@@ -3,14 +3,11 @@
 //! 0600 files, and a cluster left by an older harness is converted on its next start.
 
 use ama_tests::cluster::{self, Cluster, Options, AUTHENTICATOR, PASSWORD_FILE, SUPERUSER};
+use ama_tests::fixtures::start_cluster as start;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use tokio_postgres::error::SqlState;
-
-fn start(opts: Options) -> Cluster {
-    Cluster::start(opts).unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

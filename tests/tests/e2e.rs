@@ -1,42 +1,35 @@
 //! End to end over TLS: throwaway PostgreSQL with ama_pg, ama-shim as a subprocess, real JWTs.
 
-use ama_core::token::{self, TokenKind};
+use ama_core::token::TokenKind;
+use ama_tests::fixtures::{
+    create_agent_token, put_users, unknown_token, AGENT, AGENT2, ALICE, BASIC, BOB, MALLORY, OWNER,
+};
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const OWNER: &str = "aaaaaaaa-0000-4000-8000-000000000001";
-const ALICE: &str = "aaaaaaaa-0000-4000-8000-000000000002";
-const BOB: &str = "aaaaaaaa-0000-4000-8000-000000000003";
-const MALLORY: &str = "aaaaaaaa-0000-4000-8000-000000000004";
-const BASIC: &str = "aaaaaaaa-0000-4000-8000-000000000005";
-const AGENT: &str = "agent:bbbbbbbb-0000-4000-8000-000000000001";
-
 async fn setup_users(s: &Stack) {
-    for (u, plan) in [
-        (OWNER, "starter"),
-        (ALICE, "basic"),
-        (BOB, "basic"),
-        (MALLORY, "basic"),
-        (BASIC, "basic"),
-    ] {
-        let r = s.put_user(u, plan).await;
-        assert_eq!(r.status, 200, "PUT user: {:?}", r.json());
-    }
+    put_users(
+        s,
+        &[
+            (OWNER, "starter"),
+            (ALICE, "basic"),
+            (BOB, "basic"),
+            (MALLORY, "basic"),
+            (BASIC, "basic"),
+        ],
+    )
+    .await;
 }
 
+/// OWNER's token for AGENT: (token id, raw token).
 async fn issue_token(s: &Stack) -> (String, String) {
-    let r = s
-        .client
-        .json(
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&s.jwt(OWNER)),
-            &json!({"agent_actor_id": AGENT, "agent_display_name": "Helper"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.json());
-    let b = r.json();
+    let b = create_agent_token(
+        s,
+        OWNER,
+        &json!({"agent_actor_id": AGENT, "agent_display_name": "Helper"}),
+    )
+    .await;
     let raw = b["raw_token"].as_str().expect("raw_token").to_string();
     assert!(raw.starts_with("ama_eat_"));
     assert_eq!(b["token_prefix"].as_str().unwrap(), &raw[..12]);
@@ -56,7 +49,7 @@ async fn agent_lifecycle_token_thread_messages_events_revocation() {
             "POST",
             "/api/v1/owner/external-agents/tokens",
             Some(&s.jwt(BASIC)),
-            &json!({"agent_actor_id": "agent:bbbbbbbb-0000-4000-8000-000000000009"}),
+            &json!({"agent_actor_id": AGENT2}),
         )
         .await;
     assert_eq!(r.status, 403);
@@ -583,7 +576,7 @@ async fn documented_rate_limits_return_429_with_headers() {
     assert_eq!(r.status, 200);
     // Failed authentication counts per client IP: after 10 failures, even garbage gets 429.
     // A well-formed token (right checksum) that does not exist, so it reaches the database.
-    let bad = token::compose(TokenKind::Agent, &"1".repeat(64));
+    let bad = unknown_token(TokenKind::Agent);
     let mut statuses = Vec::new();
     for _ in 0..12 {
         statuses.push(

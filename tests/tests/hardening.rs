@@ -1,17 +1,15 @@
 //! Security hardening end to end (issue 10), over TLS against a throwaway cluster: what an
 //! attacker holding one role tries, and what a legitimate user keeps while that happens.
 
-use ama_core::token::{self, TokenKind};
+use ama_core::token::TokenKind;
 use ama_tests::client::Response;
+use ama_tests::fixtures::{
+    agent_token, create_thread, put_users, unknown_token, AGENT, ALICE, BOB, OWNER, UNSEEN,
+};
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_postgres::AsyncMessage;
-
-const OWNER: &str = "cccccccc-0000-4000-8000-000000000001";
-const ALICE: &str = "cccccccc-0000-4000-8000-000000000002";
-const BOB: &str = "cccccccc-0000-4000-8000-000000000003";
-const AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000001";
 
 /// Client addresses are taken from X-Forwarded-For, which the shim honours from loopback only.
 fn stack() -> Stack {
@@ -40,32 +38,13 @@ async fn call(
         .expect("request")
 }
 
+/// OWNER (starter), ALICE and BOB (basic); OWNER's token for AGENT and the agent's thread with
+/// OWNER: (raw token, thread id).
 async fn setup(s: &Stack) -> (String, String) {
-    for (u, plan) in [(OWNER, "starter"), (ALICE, "basic"), (BOB, "basic")] {
-        assert_eq!(s.put_user(u, plan).await.status, 200);
-    }
-    let r = s
-        .client
-        .json(
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&s.jwt(OWNER)),
-            &json!({"agent_actor_id": AGENT}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.json());
-    let raw = r.json()["raw_token"].as_str().unwrap().to_string();
-    let r = s
-        .client
-        .json(
-            "POST",
-            "/api/v1/chat/threads",
-            Some(&raw),
-            &json!({"target_user_ids": [OWNER]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json());
-    (raw, r.json()["thread_id"].as_str().unwrap().to_string())
+    put_users(s, &[(OWNER, "starter"), (ALICE, "basic"), (BOB, "basic")]).await;
+    let raw = agent_token(s, OWNER, AGENT).await;
+    let thread = create_thread(s, &raw, &[OWNER]).await;
+    (raw, thread)
 }
 
 /// One guesser behind a shared address (a NAT, a proxy) cannot lock its neighbours out: after
@@ -78,7 +57,7 @@ async fn failed_authentication_never_locks_valid_credentials_out() {
     let nat = "198.51.100.20";
     let events = format!("/api/v1/chat/threads/{thread}/events");
     // Well-formed but unknown agent tokens: counted by the database ledger.
-    let unknown = token::compose(TokenKind::Agent, &"ab".repeat(32));
+    let unknown = unknown_token(TokenKind::Agent);
     let bearer = format!("Bearer {unknown}");
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -325,9 +304,7 @@ async fn listeners_without_the_key_learn_nothing_and_streams_still_wake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emails_stay_private_and_user_ids_cannot_be_probed() {
     let s = stack();
-    for u in [ALICE, BOB] {
-        assert_eq!(s.put_user(u, "basic").await.status, 200);
-    }
+    put_users(&s, &[(ALICE, "basic"), (BOB, "basic")]).await;
     let alice = s.jwt(ALICE);
     let known = s
         .client
@@ -347,7 +324,7 @@ async fn emails_stay_private_and_user_ids_cannot_be_probed() {
             "POST",
             "/api/v1/chat/threads",
             Some(&alice),
-            &json!({"target_user_ids": ["cccccccc-0000-4000-8000-0000000000ee"]}),
+            &json!({"target_user_ids": [UNSEEN]}),
         )
         .await;
     assert_eq!(unseen.status, known.status);

@@ -1,18 +1,7 @@
 //! The rate-limit ledger under real concurrency, against a throwaway cluster.
 
-use ama_tests::cluster::{Cluster, Options};
+use ama_tests::fixtures::cluster_with as start;
 use std::sync::Arc;
-
-fn start(settings: &[(&str, &str)]) -> Cluster {
-    Cluster::start(Options {
-        settings: settings
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Options::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_connections_get_exactly_limit_plus_burst() {

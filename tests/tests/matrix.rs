@@ -1,66 +1,69 @@
 //! The HTTP-level authorization matrix: every thread route × credential kind × capability
-//! present or absent × participant or not, over TLS against the real shim and database.
+//! present or absent × participant or not, over TLS against the real shim and database. Methods
+//! and paths come from the shim's route table (`ama_shim::routes::ROUTES`).
 
+use ama_shim::routes::{Route, ROUTES};
+use ama_tests::fixtures::{
+    agent_token, create_agent_token, fill, put_users, AGENT, AGENT2 as OTHER_AGENT,
+    ALICE as MEMBER, BOB as OUTSIDER, OWNER,
+};
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
 
-const OWNER: &str = "cccccccc-0000-4000-8000-000000000001";
-const MEMBER: &str = "cccccccc-0000-4000-8000-000000000002";
-const OUTSIDER: &str = "cccccccc-0000-4000-8000-000000000003";
-const AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000001";
-const OTHER_AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000002";
+/// The route called `name` in the shim's table.
+fn route(name: &str) -> &'static Route {
+    ROUTES
+        .iter()
+        .find(|r| r.target.name() == name)
+        .unwrap_or_else(|| panic!("no route {name} in ama_shim::routes::ROUTES"))
+}
+
+/// The route called `name`: its method, and its path with `{params}` filled in order.
+fn call(name: &str, params: &[&str]) -> (&'static str, String) {
+    let r = route(name);
+    (r.method.as_str(), fill(r.path, params))
+}
 
 /// Method, path, bearer, body and the expected status.
-type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<Value>, u16);
+type Case<'a> = (&'static str, String, Option<&'a str>, Option<Value>, u16);
 
-/// A thread route: method, path suffix, body, the capability it needs, and who may call it.
-struct Route {
+/// A thread route of the table, with the body the matrix sends, the capability it needs, and who
+/// may call it.
+struct ThreadRoute {
     name: &'static str,
-    method: &'static str,
-    suffix: &'static str,
     body: Option<Value>,
     needs: &'static str,
     kinds: &'static [&'static str],
 }
 
-fn routes() -> Vec<Route> {
+fn thread_routes() -> Vec<ThreadRoute> {
     vec![
-        Route {
+        ThreadRoute {
             name: "threads.get",
-            method: "GET",
-            suffix: "",
             body: None,
             needs: "read",
             kinds: &["user"],
         },
-        Route {
+        ThreadRoute {
             name: "events.poll",
-            method: "GET",
-            suffix: "/events",
             body: None,
             needs: "read",
             kinds: &["user", "agent"],
         },
-        Route {
+        ThreadRoute {
             name: "messages.send",
-            method: "POST",
-            suffix: "/messages",
             body: Some(json!({"content": "m"})),
             needs: "send",
             kinds: &["user"],
         },
-        Route {
+        ThreadRoute {
             name: "messages.agent_send",
-            method: "POST",
-            suffix: "/agent-messages",
             body: Some(json!({"content": "m"})),
             needs: "send",
             kinds: &["user", "agent"],
         },
-        Route {
+        ThreadRoute {
             name: "threads.set_mode",
-            method: "POST",
-            suffix: "/mode",
             body: Some(json!({"participation_mode": "open"})),
             needs: "manage",
             kinds: &["user", "agent"],
@@ -68,46 +71,35 @@ fn routes() -> Vec<Route> {
     ]
 }
 
-async fn token_for(s: &Stack, owner: &str, agent: &str) -> String {
-    let r = s
-        .client
-        .json(
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&s.jwt(owner)),
-            &json!({"agent_actor_id": agent}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.json());
-    r.json()["raw_token"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_thread_route_by_credential_kind_and_capability() {
     // The malformed-token caller is refused by the shim 25 times from one address: raise the
     // shim's own limit on refused credentials (10 a minute) so every cell shows its 401.
     let s = Stack::start(&["--auth-failure-limit", "1000"]);
-    for (u, plan) in [
-        (OWNER, "starter"),
-        (MEMBER, "starter"),
-        (OUTSIDER, "starter"),
-    ] {
-        assert_eq!(s.put_user(u, plan).await.status, 200);
-    }
+    put_users(
+        &s,
+        &[
+            (OWNER, "starter"),
+            (MEMBER, "starter"),
+            (OUTSIDER, "starter"),
+        ],
+    )
+    .await;
     s.cluster
         .psql(
             "postgres",
             "UPDATE ama.rate_policies SET rate_limit = 1000000",
         )
         .unwrap();
-    let agent = token_for(&s, OWNER, AGENT).await;
-    let other_agent = token_for(&s, OUTSIDER, OTHER_AGENT).await;
+    let agent = agent_token(&s, OWNER, AGENT).await;
+    let other_agent = agent_token(&s, OUTSIDER, OTHER_AGENT).await;
     // The agent creates the thread with the owner and the member; it holds manage as creator.
+    let (method, path) = call("threads.create", &[]);
     let r = s
         .client
         .json(
-            "POST",
-            "/api/v1/chat/threads",
+            method,
+            &path,
             Some(&agent),
             &json!({"target_user_ids": [OWNER, MEMBER]}),
         )
@@ -121,21 +113,23 @@ async fn every_thread_route_by_credential_kind_and_capability() {
             &format!("UPDATE ama.users SET plan = 'starter' WHERE user_id = '{OWNER}'"),
         )
         .unwrap();
+    let (method, path) = call("agent.put", &[]);
     let r = s
         .client
         .json(
-            "PUT",
-            "/api/v1/owner/agent",
+            method,
+            &path,
             Some(&s.jwt(OWNER)),
             &json!({"custom_slug": "matrix-bot"}),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
+    let (method, path) = call("public.send", &["matrix-bot"]);
     let r = s
         .client
         .json(
-            "POST",
-            "/api/v1/public/agents/matrix-bot/messages",
+            method,
+            &path,
             None,
             &json!({"email": "v@x.org", "content": "hi"}),
         )
@@ -179,7 +173,8 @@ async fn every_thread_route_by_credential_kind_and_capability() {
             ("no credential", None, "none", false),
             ("malformed token", Some(malformed.as_str()), "bad", false),
         ];
-        for route in routes() {
+        for route in thread_routes() {
+            let (method, path) = call(route.name, &[&tid]);
             for (label, bearer, kind, participant) in &callers {
                 let expected = match *kind {
                     "none" | "bad" => 401,
@@ -188,10 +183,12 @@ async fn every_thread_route_by_credential_kind_and_capability() {
                     _ if !caps.contains(&route.needs) => 403,
                     _ => 200,
                 };
-                let path = format!("/api/v1/chat/threads/{tid}{}", route.suffix);
                 let r = match &route.body {
-                    Some(b) => s.client.json(route.method, &path, *bearer, b).await,
-                    None => s.client.get(&path, *bearer).await,
+                    Some(b) => s.client.json(method, &path, *bearer, b).await,
+                    None => {
+                        assert_eq!(method, "GET", "{}", route.name);
+                        s.client.get(&path, *bearer).await
+                    }
                 };
                 checked += 1;
                 if r.status != expected {
@@ -205,11 +202,12 @@ async fn every_thread_route_by_credential_kind_and_capability() {
             }
         }
         // Internal keys are for the internal routes only.
+        let (method, path) = call("events.poll", &[&tid]);
         let r = s
             .client
             .send(
-                "GET",
-                &format!("/api/v1/chat/threads/{tid}/events"),
+                method,
+                &path,
                 &[("x-internal-api-key", s.internal_key.as_str())],
                 None,
             )
@@ -235,99 +233,72 @@ async fn every_thread_route_by_credential_kind_and_capability() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_and_internal_routes_by_credential_kind() {
     let s = Stack::start(&[]);
-    for (u, plan) in [(OWNER, "starter"), (MEMBER, "basic")] {
-        assert_eq!(s.put_user(u, plan).await.status, 200);
-    }
-    let agent = token_for(&s, OWNER, AGENT).await;
+    put_users(&s, &[(OWNER, "starter"), (MEMBER, "basic")]).await;
+    let agent = agent_token(&s, OWNER, AGENT).await;
     let starter = s.jwt(OWNER);
     let basic = s.jwt(MEMBER);
-    let internal_user = format!("/internal/v1/users/{OUTSIDER}");
+    let tokens_list = || call("tokens.list", &[]);
+    let tokens_create = || call("tokens.create", &[]);
+    let agent_get = || call("agent.get", &[]);
+    let agent_put = || call("agent.put", &[]);
+    let internal_user = || call("internal.users.put", &[OUTSIDER]);
+    let case = |(method, path): (&'static str, String), bearer, body, want| -> Case {
+        (method, path, bearer, body, want)
+    };
     let cases: Vec<Case> = vec![
-        (
-            "GET",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&starter),
-            None,
-            200,
-        ),
-        (
-            "GET",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&basic),
-            None,
-            200,
-        ),
-        (
-            "GET",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&agent),
-            None,
-            403,
-        ),
-        (
-            "GET",
-            "/api/v1/owner/external-agents/tokens",
-            None,
-            None,
-            401,
-        ),
-        (
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
+        case(tokens_list(), Some(&starter), None, 200),
+        case(tokens_list(), Some(&basic), None, 200),
+        case(tokens_list(), Some(&agent), None, 403),
+        case(tokens_list(), None, None, 401),
+        case(
+            tokens_create(),
             Some(&basic),
             Some(json!({"agent_actor_id": OTHER_AGENT})),
             403,
         ),
-        (
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
+        case(
+            tokens_create(),
             Some(&agent),
             Some(json!({"agent_actor_id": OTHER_AGENT})),
             403,
         ),
-        (
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
+        case(
+            tokens_create(),
             Some(&starter),
             Some(json!({"agent_actor_id": AGENT})),
             201,
         ),
-        ("GET", "/api/v1/owner/agent", Some(&basic), None, 403),
-        ("GET", "/api/v1/owner/agent", Some(&agent), None, 403),
-        ("GET", "/api/v1/owner/agent", Some(&starter), None, 404),
-        (
-            "PUT",
-            "/api/v1/owner/agent",
+        case(agent_get(), Some(&basic), None, 403),
+        case(agent_get(), Some(&agent), None, 403),
+        case(agent_get(), Some(&starter), None, 404),
+        case(
+            agent_put(),
             Some(&starter),
             Some(json!({"display_name": "Mine"})),
             200,
         ),
-        (
-            "PUT",
-            "/api/v1/owner/agent",
+        case(
+            agent_put(),
             Some(&basic),
             Some(json!({"display_name": "Mine"})),
             403,
         ),
-        (
-            "PUT",
-            &internal_user,
+        case(
+            internal_user(),
             Some(&starter),
             Some(json!({"plan": "starter"})),
             403,
         ),
-        (
-            "PUT",
-            &internal_user,
-            None,
-            Some(json!({"plan": "starter"})),
-            401,
-        ),
+        case(internal_user(), None, Some(json!({"plan": "starter"})), 401),
     ];
+    assert_eq!(cases.len(), 14);
     for (method, path, bearer, body, want) in cases {
         let r = match body {
-            Some(b) => s.client.json(method, path, bearer, &b).await,
-            None => s.client.get(path, bearer).await,
+            Some(b) => s.client.json(method, &path, bearer, &b).await,
+            None => {
+                assert_eq!(method, "GET", "{path}");
+                s.client.get(&path, bearer).await
+            }
         };
         assert_eq!(
             r.status,
@@ -337,21 +308,14 @@ async fn owner_and_internal_routes_by_credential_kind() {
         );
     }
     // Someone else's token cannot be revoked (404, not 403: ids cannot be probed).
-    let mine = s
-        .client
-        .json(
-            "POST",
-            "/api/v1/owner/external-agents/tokens",
-            Some(&starter),
-            &json!({"agent_actor_id": AGENT}),
-        )
-        .await;
-    let id = mine.json()["token_id"].as_str().unwrap().to_string();
+    let mine = create_agent_token(&s, OWNER, &json!({"agent_actor_id": AGENT})).await;
+    let id = mine["token_id"].as_str().unwrap().to_string();
+    let (method, path) = call("tokens.revoke", &[&id]);
     let r = s
         .client
         .send(
-            "DELETE",
-            &format!("/api/v1/owner/external-agents/tokens/{id}"),
+            method,
+            &path,
             &[("authorization", &format!("Bearer {basic}"))],
             None,
         )

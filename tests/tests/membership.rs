@@ -2,7 +2,8 @@
 //! change committed on another connection holds for the very next statement, even inside an
 //! open transaction, and never leaks to another actor.
 
-use ama_tests::cluster::{Cluster, Options};
+use ama_tests::cluster::Options;
+use ama_tests::fixtures::start_cluster;
 use tokio_postgres::Client;
 
 const FIXTURES: &str = "
@@ -54,7 +55,7 @@ async fn set_read(admin: &Client, read: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_changes_hold_for_the_next_statement_on_every_connection() {
-    let cluster = Cluster::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let cluster = start_cluster(Options::default());
     let admin = cluster.connect("postgres").await;
     admin.batch_execute(FIXTURES).await.expect("fixtures");
 

@@ -1,74 +1,141 @@
-//! The OpenAPI document against the running API, end to end over TLS.
+//! The OpenAPI document against the route table and the running API, end to end over TLS.
 //!
-//! Fetches `/api/v1/openapi.json` from a running shim, checks that it is a well-formed OpenAPI 3.1
-//! document that lists exactly the routes of `shim/src/routes.rs`, then exercises every operation
-//! (success and the main error statuses) and checks each response against the document: the
-//! status must be one the operation declares, required headers must be present and match their
-//! schemas, and the body must match the declared media type's JSON Schema (`$ref`s resolved,
-//! formats asserted). Requests the server accepts must be valid against the declared parameters
-//! and request body, and most bad inputs the server rejects are rejected by the document too.
+//! The document (`shim/openapi.json`) must list exactly the operations of the shim's route table
+//! (`ama_shim::routes::ROUTES`), and the table's API routes must be exactly the rows of
+//! `ama.routes` in a fresh cluster. Then every operation is exercised, one case table per
+//! resource (success and the main error statuses), and each response is checked against the
+//! document: the status must be one the operation declares, required headers must be present and
+//! match their schemas, and the body must match the declared media type's JSON Schema (`$ref`s
+//! resolved, formats asserted). Requests the server accepts must be valid against the declared
+//! parameters and request body; for the bad inputs a case says whether the document rejects them
+//! too ([`Doc::Rejects`]) or only the server can ([`Doc::Accepts`]).
+//!
+//! One stack serves every table, in order (later tables use the tokens, threads and profile
+//! earlier ones created); a failure names the table and the row.
 
-use ama_core::token::{self, TokenKind};
+use ama_core::token::TokenKind;
+use ama_shim::routes::{Route, Target, ROUTES};
 use ama_tests::client::{Client, Response};
+use ama_tests::fixtures::{
+    fill, iso, now_secs, unknown_token, AGENT, AGENT2, ALICE, BASIC, BOB, MALLORY, NOBODY, OWNER,
+    OWNER2, PLANNER, RATER, UNSEEN,
+};
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 const DOC_FILE: &str = include_str!("../../shim/openapi.json");
-const ROUTES_RS: &str = include_str!("../../shim/src/routes.rs");
 
-const OWNER: &str = "cccccccc-0000-4000-8000-000000000001";
-const OWNER2: &str = "cccccccc-0000-4000-8000-000000000002";
-const ALICE: &str = "cccccccc-0000-4000-8000-000000000003";
-const BOB: &str = "cccccccc-0000-4000-8000-000000000004";
-const MALLORY: &str = "cccccccc-0000-4000-8000-000000000005";
-const BASIC: &str = "cccccccc-0000-4000-8000-000000000006";
-const RATER: &str = "cccccccc-0000-4000-8000-000000000007";
-const PLANNER: &str = "cccccccc-0000-4000-8000-000000000008";
-const NOBODY: &str = "cccccccc-0000-4000-8000-0000000000ff";
-const AGENT: &str = "agent:dddddddd-0000-4000-8000-000000000001";
-const AGENT2: &str = "agent:dddddddd-0000-4000-8000-000000000002";
+/// The route called `name` ([`Target::name`]: an `ama.routes` name, `events.stream`, or the name
+/// of one of the shim's own endpoints).
+fn route(name: &str) -> &'static Route {
+    ROUTES
+        .iter()
+        .find(|r| r.target.name() == name)
+        .unwrap_or_else(|| panic!("no route {name} in ama_shim::routes::ROUTES"))
+}
 
-const THREADS: &str = "/api/v1/chat/threads";
-const THREAD: &str = "/api/v1/chat/threads/{thread_id}";
-const MESSAGES: &str = "/api/v1/chat/threads/{thread_id}/messages";
-const AGENT_MESSAGES: &str = "/api/v1/chat/threads/{thread_id}/agent-messages";
-const EVENTS: &str = "/api/v1/chat/threads/{thread_id}/events";
-const STREAM: &str = "/api/v1/chat/threads/{thread_id}/events/stream";
-const MODE: &str = "/api/v1/chat/threads/{thread_id}/mode";
-const WEBHOOKS: &str = "/api/v1/chat/threads/{thread_id}/webhooks";
-const WEBHOOK: &str = "/api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}";
-const TOKENS: &str = "/api/v1/owner/external-agents/tokens";
-const TOKEN: &str = "/api/v1/owner/external-agents/tokens/{token_id}";
-const PROFILE: &str = "/api/v1/owner/agent";
-const PUBLIC_SEND: &str = "/api/v1/public/agents/{custom_slug}/messages";
-const PUBLIC_EVENTS: &str = "/api/v1/public/threads/{thread_id}/events";
-const USERS: &str = "/internal/v1/users/{user_id}";
-const SYSTEM: &str = "/internal/v1/threads/{thread_id}/system-messages";
+/// (METHOD, path pattern) of every route of the table.
+fn table_operations() -> BTreeSet<(String, String)> {
+    ROUTES
+        .iter()
+        .map(|r| (r.method.as_str().to_string(), r.path.to_string()))
+        .collect()
+}
 
-/// The (method, path) pairs of the shim's route table, read from its source.
-fn shim_routes() -> Vec<(String, String)> {
-    let start = ROUTES_RS
-        .find("pub const ROUTES")
-        .expect("ROUTES in routes.rs");
-    let table = &ROUTES_RS[start..];
-    let table = &table[..table.find("\n];").expect("end of ROUTES")];
-    let mut out = Vec::new();
-    let mut rest = table;
-    while let Some(i) = rest.find("Method::") {
-        rest = &rest[i + "Method::".len()..];
-        let method: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase())
-            .collect();
-        let q = rest.find('"').expect("route path");
-        let after = &rest[q + 1..];
-        let path = &after[..after.find('"').expect("closing quote")];
-        out.push((method, path.to_string()));
-        rest = &after[path.len() + 1..];
+/// (METHOD, path) of every operation of an OpenAPI document.
+fn document_operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            out.insert((method.to_ascii_uppercase(), path.clone()));
+        }
     }
     out
+}
+
+/// What one list has that the other lacks, both ways, in words.
+fn disagreements<T: Ord + std::fmt::Debug>(
+    a_name: &str,
+    a: &BTreeSet<T>,
+    b_name: &str,
+    b: &BTreeSet<T>,
+) -> Vec<String> {
+    let only_a = a
+        .difference(b)
+        .map(|x| format!("{x:?} is in {a_name} but not in {b_name}"));
+    let only_b = b
+        .difference(a)
+        .map(|x| format!("{x:?} is in {b_name} but not in {a_name}"));
+    only_a.chain(only_b).collect()
+}
+
+/// The names of the table's database routes (`Target::Api`).
+fn table_api_names() -> BTreeSet<String> {
+    ROUTES
+        .iter()
+        .filter_map(|r| match r.target {
+            Target::Api(name) => Some(name.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// No cluster needed: the document in the repository and the route table list the same
+/// operations; and the comparison notices a difference in either direction.
+#[test]
+fn the_document_and_the_route_table_agree() {
+    let doc: Value = serde_json::from_str(DOC_FILE).expect("shim/openapi.json is JSON");
+    let (table, documented) = (table_operations(), document_operations(&doc));
+    assert_eq!(table.len(), ROUTES.len(), "a route is listed twice");
+    let problems = disagreements("the route table", &table, "shim/openapi.json", &documented);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // A route missing from the document, and an operation without a route, are both reported.
+    let mut fewer = doc.clone();
+    let (m, p) = table.iter().next().expect("a route");
+    fewer["paths"][p]
+        .as_object_mut()
+        .expect("path item")
+        .remove(&m.to_ascii_lowercase());
+    let d = disagreements(
+        "the route table",
+        &table,
+        "the document",
+        &document_operations(&fewer),
+    );
+    assert_eq!(
+        d,
+        [format!(
+            "{:?} is in the route table but not in the document",
+            (m, p)
+        )]
+    );
+    let mut more = doc.clone();
+    more["paths"]["/api/v1/nowhere"] = json!({"get": {}});
+    let d = disagreements(
+        "the route table",
+        &table,
+        "the document",
+        &document_operations(&more),
+    );
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].contains("/api/v1/nowhere") && d[0].ends_with("not in the route table"));
+}
+
+/// The same comparison for route names: `ama.routes` rows against the table's `Target::Api`.
+#[test]
+fn route_name_comparison_reports_both_directions() {
+    let table = table_api_names();
+    assert!(table.contains("events.poll") && !table.contains("events.stream"));
+    let mut db = table.clone();
+    db.insert("extra.route".into());
+    let d = disagreements("ROUTES", &table, "ama.routes", &db);
+    assert_eq!(d, ["\"extra.route\" is in ama.routes but not in ROUTES"]);
+    db.remove("extra.route");
+    db.remove("threads.list");
+    let d = disagreements("ROUTES", &table, "ama.routes", &db);
+    assert_eq!(d, ["\"threads.list\" is in ROUTES but not in ama.routes"]);
 }
 
 /// Resolves a local `$ref` (`#/a/b`) against the document, repeatedly.
@@ -109,7 +176,7 @@ fn refs(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// One request to send.
+/// One request to send: a route of the table with its path filled in.
 struct Req {
     method: &'static str,
     template: &'static str,
@@ -119,11 +186,13 @@ struct Req {
     json: Option<Value>,
 }
 
-fn req(method: &'static str, template: &'static str, path: impl Into<String>) -> Req {
+/// A request to the route called `name`, its `{params}` filled with `params` in order.
+fn req(name: &str, params: &[&str]) -> Req {
+    let r = route(name);
     Req {
-        method,
-        template,
-        path: path.into(),
+        method: r.method.as_str(),
+        template: r.path,
+        path: fill(r.path, params),
         headers: Vec::new(),
         body: None,
         json: None,
@@ -131,6 +200,10 @@ fn req(method: &'static str, template: &'static str, path: impl Into<String>) ->
 }
 
 impl Req {
+    fn query(mut self, q: &str) -> Self {
+        self.path = format!("{}?{q}", self.path);
+        self
+    }
     fn bearer(mut self, t: &str) -> Self {
         self.headers
             .push(("authorization".into(), format!("Bearer {t}")));
@@ -156,12 +229,54 @@ impl Req {
     }
 }
 
+/// What the document says about a case's request, beyond declaring the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doc {
+    /// Not compared: a refusal for the credential, the state or the transport (a success is
+    /// always checked to be a request the document accepts).
+    NotCompared,
+    /// The document's parameters or request body reject the request too.
+    Rejects,
+    /// The document accepts the request: only the server knows the rule (a plan, an owner, a
+    /// date, a cursor).
+    Accepts,
+}
+use Doc::{Accepts, NotCompared, Rejects};
+
+/// One row of a case table: a name, the expected status, what the document says, the request.
+struct Case {
+    name: String,
+    status: u16,
+    doc: Doc,
+    req: Req,
+}
+
+fn case(name: impl Into<String>, status: u16, doc: Doc, req: Req) -> Case {
+    Case {
+        name: name.into(),
+        status,
+        doc,
+        req,
+    }
+}
+
+/// A case table, one row a line: `name => status, doc, request;`.
+macro_rules! cases {
+    ($($name:expr => $status:expr, $doc:expr, $req:expr);* $(;)?) => {
+        vec![$(case($name, $status, $doc, $req)),*]
+    };
+}
+
 /// The document, the checks made so far, and what was seen.
 struct Api {
     client: Client,
     doc: Value,
     validators: HashMap<String, jsonschema::Validator>,
     assertions: usize,
+    cases: usize,
+    /// The table and row being run, named in every failure.
+    table: String,
+    row: String,
     seen: BTreeMap<(String, String), BTreeSet<u16>>,
 }
 
@@ -172,13 +287,22 @@ impl Api {
             doc,
             validators: HashMap::new(),
             assertions: 0,
+            cases: 0,
+            table: String::new(),
+            row: String::new(),
             seen: BTreeMap::new(),
         }
     }
 
+    /// Starts the table `name`: failures name it until the next one starts.
+    fn section(&mut self, name: &str) {
+        self.table = name.to_string();
+        self.row.clear();
+    }
+
     fn ok(&mut self, cond: bool, what: impl FnOnce() -> String) {
         self.assertions += 1;
-        assert!(cond, "{}", what());
+        assert!(cond, "[{}: {}] {}", self.table, self.row, what());
     }
 
     /// Errors of `instance` against the schema at `pointer` (resolved within the document).
@@ -372,7 +496,7 @@ impl Api {
     }
 
     async fn send(&mut self, r: &Req) -> Response {
-        if r.template == STREAM {
+        if r.template == route("events.stream").path {
             return sse(
                 &self.client,
                 &r.path,
@@ -408,9 +532,16 @@ impl Api {
         panic!("{} {}: {last:?}", r.method, r.path)
     }
 
-    /// Sends, expects `status`, checks the response; a 2xx request must be valid for the document.
-    async fn expect(&mut self, r: Req, status: u16) -> Value {
+    /// Runs one case: sends it, expects its status and checks the response against the
+    /// document; a 2xx request must be valid for the document; for `Rejects` and `Accepts` the
+    /// document must reject, or accept, the request. Returns the response body as JSON.
+    async fn run(&mut self, c: Case) -> Value {
+        self.row = c.name;
+        self.cases += 1;
+        let problems = self.request_problems(&c.req);
+        let r = c.req;
         let resp = self.send(&r).await;
+        let status = c.status;
         self.ok(resp.status == status, || {
             format!(
                 "{} {}: expected {status}, got {}: {}",
@@ -422,7 +553,6 @@ impl Api {
         });
         let body = self.check(r.method, r.template, &resp);
         if (200..300).contains(&status) {
-            let problems = self.request_problems(&r);
             self.ok(problems.is_empty(), || {
                 format!(
                     "{} {}: the server accepted a request the document rejects: {problems:?}",
@@ -430,24 +560,37 @@ impl Api {
                 )
             });
         }
+        if c.doc != NotCompared {
+            let rejects = c.doc == Rejects;
+            self.ok(problems.is_empty() != rejects, || {
+                format!(
+                    "{} {} {:?}: expected the document to reject it: {rejects}; problems: {problems:?}",
+                    r.method, r.path, r.json
+                )
+            });
+        }
         body
     }
 
-    /// Like `expect`, and the document rejects the request too (`doc_rejects`) or cannot say so.
-    async fn bad(&mut self, r: Req, status: u16, doc_rejects: bool) -> Value {
-        let problems = self.request_problems(&r);
-        let what = format!("{} {} {:?}", r.method, r.path, r.json);
-        let body = self.expect(r, status).await;
-        self.ok(problems.is_empty() != doc_rejects, || {
-            format!(
-                "{what}: expected the document to reject it: {doc_rejects}; problems: {problems:?}"
-            )
-        });
-        body
+    /// Runs a case table in order; returns each row's response body by row name.
+    async fn table(&mut self, name: &str, cases: Vec<Case>) -> HashMap<String, Value> {
+        self.section(name);
+        let mut bodies = HashMap::new();
+        for c in cases {
+            let row = c.name.clone();
+            let body = self.run(c).await;
+            assert!(
+                bodies.insert(row.clone(), body).is_none(),
+                "[{name}] two rows named {row:?}"
+            );
+        }
+        bodies
     }
 
     /// Sends and returns the raw response after checking it (status not fixed).
-    async fn any(&mut self, r: Req) -> Response {
+    async fn any(&mut self, row: impl Into<String>, r: Req) -> Response {
+        self.row = row.into();
+        self.cases += 1;
         let resp = self.send(&r).await;
         self.check(r.method, r.template, &resp);
         resp
@@ -471,11 +614,6 @@ async fn sse(
         .sse(path, &headers, timeout, done)
         .await
         .expect("SSE stream")
-}
-
-/// A well-formed token (right checksum) that does not exist, so it reaches the database.
-fn unknown_token(kind: TokenKind) -> String {
-    token::compose(kind, &"7".repeat(64))
 }
 
 /// Static checks of the document itself.
@@ -562,9 +700,55 @@ fn check_document(api: &mut Api) {
     }
 }
 
+/// Credentials and ids the tables share; each table fills in what later ones use.
+#[derive(Default)]
+struct Ctx {
+    /// The internal API key.
+    key: String,
+    /// User JWTs.
+    owner: String,
+    owner2: String,
+    alice: String,
+    bob: String,
+    mallory: String,
+    basic: String,
+    /// OWNER's token for AGENT, its id, and OWNER's token for AGENT2.
+    agent: String,
+    token_id: String,
+    agent2: String,
+    /// The agent's thread with ALICE and BOB, its last sequence number, and ALICE's with BOB.
+    thread: String,
+    last_seq: i64,
+    thread2: String,
+    /// The visitor's token and thread.
+    visitor: String,
+    visitor_thread: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_match_the_openapi_document() {
     let s = Stack::start(&[]);
+    // Route names first, while the cluster is fresh: the table's database routes are exactly
+    // the rows of ama.routes.
+    let rows = s
+        .cluster
+        .psql("postgres", "SELECT route FROM ama.routes")
+        .expect("read ama.routes");
+    let db: BTreeSet<String> = rows
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let problems = disagreements(
+        "ama_shim::routes::ROUTES",
+        &table_api_names(),
+        "ama.routes",
+        &db,
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(db.len() >= 18, "read {} route names", db.len());
+
     // This walk sends many token and profile requests per user within a minute (most of them bad
     // input, which counts too): a DBA raises those two per-user limits with one UPDATE, as data.
     s.cluster
@@ -584,17 +768,14 @@ async fn responses_match_the_openapi_document() {
         "the shim serves an older shim/openapi.json: rebuild it (cargo build -p ama-shim)"
     );
     let mut api = Api::new(s.client.clone(), served);
+    api.section("the document");
     check_document(&mut api);
 
     // Every route of the shim is documented, and nothing else.
-    let routes: BTreeSet<(String, String)> = shim_routes().into_iter().collect();
-    assert!(routes.len() >= 23, "parsed {} routes", routes.len());
-    let mut documented = BTreeSet::new();
-    for (path, item) in api.doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("item").keys() {
-            documented.insert((method.to_ascii_uppercase(), path.clone()));
-        }
-    }
+    api.section("the document and the route table");
+    let routes = table_operations();
+    assert!(routes.len() >= 23, "{} routes", routes.len());
+    let documented = document_operations(&api.doc);
     for r in &routes {
         api.ok(documented.contains(r), || {
             format!("route {r:?} is not documented")
@@ -606,30 +787,86 @@ async fn responses_match_the_openapi_document() {
         });
     }
 
-    // Operations.
-    api.expect(
-        req("GET", "/api/v1/openapi.json", "/api/v1/openapi.json"),
-        200,
+    let mut c = Ctx {
+        key: s.internal_key.clone(),
+        owner: s.jwt(OWNER),
+        owner2: s.jwt(OWNER2),
+        alice: s.jwt(ALICE),
+        bob: s.jwt(BOB),
+        mallory: s.jwt(MALLORY),
+        basic: s.jwt(BASIC),
+        ..Ctx::default()
+    };
+    shim_endpoints(&mut api).await;
+    unknown_routes(&mut api).await;
+    internal_users(&mut api, &c).await;
+    tokens(&mut api, &mut c).await;
+    threads_create(&mut api, &mut c).await;
+    messages(&mut api, &c).await;
+    agent_messages(&mut api, &c).await;
+    events(&mut api, &mut c).await;
+    event_stream(&mut api, &c).await;
+    mode(&mut api, &c).await;
+    webhooks(&mut api, &c).await;
+    threads_read(&mut api, &c).await;
+    agent_profile(&mut api, &c).await;
+    public(&mut api, &mut c).await;
+    credentials(&mut api, &c).await;
+    system_messages(&mut api, &c).await;
+    revocation(&mut api, &c).await;
+    rate_limits(&mut api, &c, s.jwt(RATER)).await;
+    shim_endpoint_limits(&mut api).await;
+
+    // Database down: 503.
+    s.cluster.stop().expect("stop the cluster");
+    api.table(
+        "database down",
+        cases![
+            "ready" => 503, NotCompared, req("ready", &[]);
+            "public events" => 503, NotCompared,
+                req("public.events", &[&c.visitor_thread]).bearer(&c.visitor);
+            "health" => 200, NotCompared, req("health", &[]);
+        ],
     )
     .await;
-    let h = api.expect(req("GET", "/health", "/health"), 200).await;
-    assert_eq!(h["status"], "ok");
-    api.expect(req("GET", "/ready", "/ready"), 200).await;
-    api.expect(req("GET", "/metrics", "/metrics"), 200).await;
 
-    // Unknown routes and wrong methods: the Error shape the document gives them.
+    coverage(&mut api);
+}
+
+/// The shim's own endpoints.
+async fn shim_endpoints(api: &mut Api) {
+    let b = api
+        .table(
+            "shim endpoints",
+            cases![
+                "the document" => 200, NotCompared, req("openapi", &[]);
+                "health" => 200, NotCompared, req("health", &[]);
+                "ready" => 200, NotCompared, req("ready", &[]);
+                "metrics from loopback" => 200, NotCompared, req("metrics", &[]);
+            ],
+        )
+        .await;
+    assert_eq!(b["health"]["status"], "ok");
+}
+
+/// Unknown routes and wrong methods: the Error shape the document gives them.
+async fn unknown_routes(api: &mut Api) {
+    api.section("unknown routes and methods");
     for (method, path) in [("GET", "/api/v1/nope"), ("POST", "/api/v2/chat/threads")] {
-        let resp = s.client.send(method, path, &[], None).await.unwrap();
+        api.row = format!("{method} {path}");
+        let resp = api.client.send(method, path, &[], None).await.unwrap();
         let spec = api.doc["components"]["responses"]["NoSuchRoute"].clone();
         api.ok(resp.status == 404, || format!("{path}: {}", resp.status));
         api.check_response(&spec, "/components/responses/NoSuchRoute", path, &resp);
     }
-    for (method, path, allow) in [
-        ("DELETE", THREADS, "GET, POST"),
-        ("POST", PROFILE, "GET, PUT"),
-        ("POST", "/health", "GET"),
+    for (name, method, allow) in [
+        ("threads.list", "DELETE", "GET, POST"),
+        ("agent.get", "POST", "GET, PUT"),
+        ("health", "POST", "GET"),
     ] {
-        let resp = s.client.send(method, path, &[], None).await.unwrap();
+        let path = route(name).path;
+        api.row = format!("{method} {path}");
+        let resp = api.client.send(method, path, &[], None).await.unwrap();
         let spec = api.doc["components"]["responses"]["MethodNotAllowed"].clone();
         api.ok(resp.status == 405, || {
             format!("{method} {path}: {}", resp.status)
@@ -639,10 +876,13 @@ async fn responses_match_the_openapi_document() {
         });
         api.check_response(&spec, "/components/responses/MethodNotAllowed", path, &resp);
     }
+}
 
-    // Internal: users.
-    let key = s.internal_key.clone();
-    let users = |id: &str| format!("/internal/v1/users/{id}");
+/// Internal: users.
+async fn internal_users(api: &mut Api, c: &Ctx) {
+    api.section("internal users");
+    let key = c.key.as_str();
+    let put = |id: &str| req("internal.users.put", &[id]);
     for (u, plan) in [
         (OWNER, "starter"),
         (OWNER2, "starter"),
@@ -654,101 +894,49 @@ async fn responses_match_the_openapi_document() {
         (PLANNER, "basic"),
     ] {
         let b = api
-            .expect(
-                req("PUT", USERS, users(u)).internal(&key).json(
+            .run(case(
+                format!("create {u} on {plan}"),
+                200,
+                NotCompared,
+                put(u).internal(key).json(
                     json!({"email": format!("{u}@example.com"), "display_name": "U", "plan": plan}),
                 ),
-                200,
-            )
+            ))
             .await;
         assert_eq!(b["plan"], plan);
     }
-    api.expect(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .json(json!({})),
-        200,
-    )
-    .await;
-    api.bad(
-        req("PUT", USERS, users("nope"))
-            .internal(&key)
-            .json(json!({})),
-        400,
-        true,
-    )
-    .await;
-    api.bad(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .json(json!({"role": "admin"})),
-        400,
-        true,
-    )
-    .await;
-    api.bad(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .json(json!({"plan": "gold"})),
-        400,
-        false,
-    )
-    .await;
-    api.bad(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .json(json!({"email": "e".repeat(321)})),
-        400,
-        true,
-    )
-    .await;
-    api.bad(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .json(json!([1])),
-        400,
-        true,
-    )
-    .await;
-    api.expect(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .raw(b"{\"plan\":"),
-        400,
-    )
-    .await;
-    api.expect(req("PUT", USERS, users(NOBODY)).json(json!({})), 401)
-        .await;
-    api.expect(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&unknown_token(TokenKind::InternalKey))
-            .json(json!({})),
-        401,
-    )
-    .await;
-    api.expect(
-        req("PUT", USERS, users(NOBODY))
-            .bearer(&s.jwt(ALICE))
-            .json(json!({})),
-        403,
-    )
-    .await;
-    api.expect(
-        req("PUT", USERS, users(NOBODY))
-            .internal(&key)
-            .raw(&vec![b' '; 70 * 1024]),
-        413,
+    api.table(
+        "internal users",
+        cases![
+            "an empty body" => 200, NotCompared, put(NOBODY).internal(key).json(json!({}));
+            "user id not a UUID" => 400, Rejects, put("nope").internal(key).json(json!({}));
+            "unknown field" => 400, Rejects,
+                put(NOBODY).internal(key).json(json!({"role": "admin"}));
+            "unknown plan" => 400, Accepts, put(NOBODY).internal(key).json(json!({"plan": "gold"}));
+            "email too long" => 400, Rejects,
+                put(NOBODY).internal(key).json(json!({"email": "e".repeat(321)}));
+            "body not an object" => 400, Rejects, put(NOBODY).internal(key).json(json!([1]));
+            "broken JSON" => 400, NotCompared, put(NOBODY).internal(key).raw(b"{\"plan\":");
+            "no credential" => 401, NotCompared, put(NOBODY).json(json!({}));
+            "unknown internal key" => 401, NotCompared,
+                put(NOBODY).internal(&unknown_token(TokenKind::InternalKey)).json(json!({}));
+            "a user JWT" => 403, NotCompared, put(NOBODY).bearer(&c.alice).json(json!({}));
+            "body over the limit" => 413, NotCompared,
+                put(NOBODY).internal(key).raw(&vec![b' '; 70 * 1024]);
+        ],
     )
     .await;
     let mut last = 0;
-    for plan in [
+    for (i, plan) in [
         "starter", "basic", "starter", "basic", "starter", "basic", "starter",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let r = api
             .any(
-                req("PUT", USERS, users(PLANNER))
-                    .internal(&key)
-                    .json(json!({"plan": plan})),
+                format!("plan change {i}"),
+                put(PLANNER).internal(key).json(json!({"plan": plan})),
             )
             .await;
         last = r.status;
@@ -758,401 +946,353 @@ async fn responses_match_the_openapi_document() {
         api.ok(r.status == 200, || format!("plan change: {}", r.status));
     }
     api.ok(last == 429, || "plan changes never reached 429".into());
+}
 
-    let owner = s.jwt(OWNER);
-    let owner2 = s.jwt(OWNER2);
-    let alice = s.jwt(ALICE);
-    let bob = s.jwt(BOB);
-    let mallory = s.jwt(MALLORY);
-    let basic = s.jwt(BASIC);
-
-    // Tokens.
+/// Owner API: agent tokens are issued and listed.
+async fn tokens(api: &mut Api, c: &mut Ctx) {
+    api.section("tokens");
+    let create = || req("tokens.create", &[]);
     let t = api
-        .expect(
-            req("POST", TOKENS, TOKENS)
-                .bearer(&owner)
-                .json(json!({"agent_actor_id": AGENT, "agent_display_name": "Helper"})),
+        .run(case(
+            "issue",
             201,
-        )
+            NotCompared,
+            create()
+                .bearer(&c.owner)
+                .json(json!({"agent_actor_id": AGENT, "agent_display_name": "Helper"})),
+        ))
         .await;
-    let token_id = t["token_id"].as_str().unwrap().to_string();
-    let raw = t["raw_token"].as_str().unwrap().to_string();
-    let expires = (std::time::SystemTime::now() + Duration::from_secs(86_400))
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    c.token_id = t["token_id"].as_str().unwrap().to_string();
+    c.agent = t["raw_token"].as_str().unwrap().to_string();
+    let expires = now_secs() + 86_400;
     let t2 = api
-        .expect(
-            req("POST", TOKENS, TOKENS).bearer(&owner).json(json!({
+        .run(case(
+            "issue with an expiry",
+            201,
+            NotCompared,
+            create().bearer(&c.owner).json(json!({
                 "agent_actor_id": AGENT2,
                 "expires_at": iso(expires),
             })),
-            201,
-        )
+        ))
         .await;
     api.ok(t2["expires_at"].is_string(), || "expires_at echoed".into());
-    let raw2 = t2["raw_token"].as_str().unwrap().to_string();
-    api.bad(
-        req("POST", TOKENS, TOKENS)
-            .bearer(&basic)
-            .json(json!({"agent_actor_id": AGENT2})),
-        403,
-        false,
-    )
-    .await;
-    api.bad(
-        req("POST", TOKENS, TOKENS)
-            .bearer(&owner2)
-            .json(json!({"agent_actor_id": AGENT})),
-        403,
-        false,
-    )
-    .await;
-    for body in [
-        json!({}),
-        json!({"agent_actor_id": "agent:xyz"}),
-        json!({"agent_actor_id": AGENT, "scope": "all"}),
-        json!({"agent_actor_id": AGENT, "expires_at": "soon"}),
-        json!({"agent_actor_id": AGENT, "agent_display_name": 5}),
-    ] {
-        api.bad(
-            req("POST", TOKENS, TOKENS).bearer(&owner).json(body),
-            400,
-            true,
-        )
-        .await;
-    }
-    api.bad(
-        req("POST", TOKENS, TOKENS)
-            .bearer(&owner)
-            .json(json!({"agent_actor_id": AGENT, "expires_at": "2001-01-01T00:00:00Z"})),
-        400,
-        false,
-    )
-    .await;
-    api.expect(
-        req("POST", TOKENS, TOKENS).json(json!({"agent_actor_id": AGENT})),
-        401,
-    )
-    .await;
-    api.expect(
-        req("POST", TOKENS, TOKENS)
-            .bearer(&raw)
-            .json(json!({"agent_actor_id": AGENT})),
-        403,
-    )
-    .await;
+    c.agent2 = t2["raw_token"].as_str().unwrap().to_string();
+    let owner = c.owner.as_str();
+    let rows = cases![
+        "basic plan" => 403, Accepts,
+            create().bearer(&c.basic).json(json!({"agent_actor_id": AGENT2}));
+        "another owner's agent" => 403, Accepts,
+            create().bearer(&c.owner2).json(json!({"agent_actor_id": AGENT}));
+        "empty body" => 400, Rejects, create().bearer(owner).json(json!({}));
+        "agent id not an agent UUID" => 400, Rejects,
+            create().bearer(owner).json(json!({"agent_actor_id": "agent:xyz"}));
+        "unknown field" => 400, Rejects,
+            create().bearer(owner).json(json!({"agent_actor_id": AGENT, "scope": "all"}));
+        "expires_at not a time" => 400, Rejects,
+            create().bearer(owner).json(json!({"agent_actor_id": AGENT, "expires_at": "soon"}));
+        "display name not a string" => 400, Rejects,
+            create().bearer(owner).json(json!({"agent_actor_id": AGENT, "agent_display_name": 5}));
+        "expires_at in the past" => 400, Accepts,
+            create()
+                .bearer(owner)
+                .json(json!({"agent_actor_id": AGENT, "expires_at": "2001-01-01T00:00:00Z"}));
+        "no credential" => 401, NotCompared, create().json(json!({"agent_actor_id": AGENT}));
+        "an agent token" => 403, NotCompared,
+            create().bearer(&c.agent).json(json!({"agent_actor_id": AGENT}));
+    ];
+    api.table("tokens: issue", rows).await;
     let list = api
-        .expect(req("GET", TOKENS, TOKENS).bearer(&owner), 200)
+        .run(case(
+            "list",
+            200,
+            NotCompared,
+            req("tokens.list", &[]).bearer(owner),
+        ))
         .await;
     api.ok(list["tokens"].as_array().map(Vec::len) == Some(2), || {
         format!("two tokens listed: {list}")
     });
+    let raw = c.agent.clone();
     api.ok(!list.to_string().contains(&raw[8..]), || {
         "listing leaks a token".into()
     });
-    api.expect(req("GET", TOKENS, TOKENS), 401).await;
-    api.expect(req("GET", TOKENS, TOKENS).bearer(&raw), 403)
-        .await;
-    api.expect(req("GET", TOKENS, TOKENS).bearer("not.a.jwt"), 401)
-        .await;
+    let list = || req("tokens.list", &[]);
+    api.table(
+        "tokens: list",
+        cases![
+            "no credential" => 401, NotCompared, list();
+            "an agent token" => 403, NotCompared, list().bearer(&c.agent);
+            "not a JWT" => 401, NotCompared, list().bearer("not.a.jwt");
+        ],
+    )
+    .await;
+}
 
-    // Threads.
+/// Threads are created (and deduplicated).
+async fn threads_create(api: &mut Api, c: &mut Ctx) {
+    api.section("threads: create");
+    let create = || req("threads.create", &[]);
     let th = api
-        .expect(
-            req("POST", THREADS, THREADS).bearer(&raw).json(json!({
+        .run(case(
+            "an agent creates a thread",
+            200,
+            NotCompared,
+            create().bearer(&c.agent).json(json!({
                 "target_user_ids": [ALICE, BOB],
                 "initial_message": "hello",
                 "participation_mode": "open",
             })),
-            200,
-        )
+        ))
         .await;
-    let tid = th["thread_id"].as_str().unwrap().to_string();
+    c.thread = th["thread_id"].as_str().unwrap().to_string();
     api.ok(
         th["created"] == true && th["last_message_at"].is_string(),
         || format!("{th}"),
     );
     let again = api
-        .expect(
-            req("POST", THREADS, THREADS)
-                .bearer(&raw)
-                .json(json!({"target_user_ids": [BOB, ALICE]})),
+        .run(case(
+            "the same participants again",
             200,
-        )
+            NotCompared,
+            create()
+                .bearer(&c.agent)
+                .json(json!({"target_user_ids": [BOB, ALICE]})),
+        ))
         .await;
     api.ok(
-        again["created"] == false && again["thread_id"] == tid.as_str(),
+        again["created"] == false && again["thread_id"] == c.thread.as_str(),
         || "deduplicated".into(),
     );
     let th2 = api
-        .expect(
-            req("POST", THREADS, THREADS)
-                .bearer(&alice)
-                .json(json!({"target_user_ids": [BOB]})),
+        .run(case(
+            "a user creates a thread",
             200,
-        )
+            NotCompared,
+            create()
+                .bearer(&c.alice)
+                .json(json!({"target_user_ids": [BOB]})),
+        ))
         .await;
-    let tid2 = th2["thread_id"].as_str().unwrap().to_string();
+    c.thread2 = th2["thread_id"].as_str().unwrap().to_string();
     api.ok(th2["last_message_at"].is_null(), || "empty thread".into());
-    for (body, rejects) in [
-        (json!([1, 2]), true),
-        (json!({}), true),
-        (json!({"target_user_ids": ["zzz"]}), true),
-        (json!({"target_user_ids": []}), true),
-        (
-            json!({"target_user_ids": [BOB], "participation_mode": "loud"}),
-            true,
-        ),
-        (json!({"target_user_ids": [BOB], "extra": 1}), true),
-        (
-            json!({"target_user_ids": [BOB], "initial_message": ""}),
-            true,
-        ),
-        (
-            json!({"target_user_ids": [BOB], "initial_message": "x".repeat(5001)}),
-            true,
-        ),
-        (json!({"target_user_ids": [ALICE]}), false),
-    ] {
-        api.bad(
-            req("POST", THREADS, THREADS).bearer(&alice).json(body),
-            400,
-            rejects,
-        )
-        .await;
-    }
+    let alice = c.alice.as_str();
+    let rows = cases![
+        "body an array" => 400, Rejects, create().bearer(alice).json(json!([1, 2]));
+        "empty body" => 400, Rejects, create().bearer(alice).json(json!({}));
+        "target not a UUID" => 400, Rejects,
+            create().bearer(alice).json(json!({"target_user_ids": ["zzz"]}));
+        "no targets" => 400, Rejects, create().bearer(alice).json(json!({"target_user_ids": []}));
+        "unknown mode" => 400, Rejects,
+            create()
+                .bearer(alice)
+                .json(json!({"target_user_ids": [BOB], "participation_mode": "loud"}));
+        "unknown field" => 400, Rejects,
+            create().bearer(alice).json(json!({"target_user_ids": [BOB], "extra": 1}));
+        "empty initial message" => 400, Rejects,
+            create().bearer(alice).json(json!({"target_user_ids": [BOB], "initial_message": ""}));
+        "initial message too long" => 400, Rejects,
+            create()
+                .bearer(alice)
+                .json(json!({"target_user_ids": [BOB], "initial_message": "x".repeat(5001)}));
+        "only oneself" => 400, Accepts,
+            create().bearer(alice).json(json!({"target_user_ids": [ALICE]}));
+    ];
+    api.table("threads: create", rows).await;
     // A user id never seen before is provisioned (basic), so the answer is the same as for a
     // known user and does not reveal whether the id existed.
     let unseen = api
-        .expect(
-            req("POST", THREADS, THREADS)
-                .bearer(&alice)
-                .json(json!({"target_user_ids": [NOBODY.replace("ff", "fe")]})),
+        .run(case(
+            "a user never seen before",
             200,
-        )
+            NotCompared,
+            create()
+                .bearer(alice)
+                .json(json!({"target_user_ids": [UNSEEN]})),
+        ))
         .await;
     api.ok(unseen["created"] == true, || format!("{unseen}"));
-    api.expect(
-        req("POST", THREADS, THREADS).json(json!({"target_user_ids": [BOB]})),
-        401,
+    api.table(
+        "threads: create",
+        cases![
+            "no credential" => 401, NotCompared, create().json(json!({"target_user_ids": [BOB]}));
+            "broken JSON" => 400, NotCompared, create().bearer(alice).raw(b"{]");
+            "empty body" => 400, NotCompared, create().bearer(alice).raw(b"");
+            "body over the limit" => 413, NotCompared,
+                create().bearer(alice).raw(&vec![b'a'; 70 * 1024]);
+        ],
     )
     .await;
-    api.expect(req("POST", THREADS, THREADS).bearer(&alice).raw(b"{]"), 400)
-        .await;
-    api.expect(req("POST", THREADS, THREADS).bearer(&alice).raw(b""), 400)
-        .await;
-    api.expect(
-        req("POST", THREADS, THREADS)
-            .bearer(&alice)
-            .raw(&vec![b'a'; 70 * 1024]),
-        413,
-    )
-    .await;
+}
 
-    // Messages.
-    let msgs = format!("/api/v1/chat/threads/{tid}/messages");
-    api.expect(
-        req("POST", MESSAGES, &msgs)
-            .bearer(&alice)
-            .json(json!({"content": "hi"})),
+/// Users' messages.
+async fn messages(api: &mut Api, c: &Ctx) {
+    api.section("messages");
+    let tid = c.thread.as_str();
+    let send = || req("messages.send", &[tid]);
+    let alice = c.alice.as_str();
+    api.run(case(
+        "a message",
         200,
-    )
+        NotCompared,
+        send().bearer(alice).json(json!({"content": "hi"})),
+    ))
     .await;
     let first = api
-        .expect(
-            req("POST", MESSAGES, &msgs).bearer(&alice).json(json!({
+        .run(case(
+            "with a key, mentions and metadata",
+            200,
+            NotCompared,
+            send().bearer(alice).json(json!({
                 "content": "with key",
                 "client_message_id": "k1",
                 "mentions": [format!("user:{BOB}"), AGENT],
                 "metadata": {"lang": "en"},
             })),
-            200,
-        )
+        ))
         .await;
     let replay = api
-        .expect(
-            req("POST", MESSAGES, &msgs).bearer(&alice).json(json!({
+        .run(case(
+            "the same key again",
+            200,
+            NotCompared,
+            send().bearer(alice).json(json!({
                 "content": "with key",
                 "client_message_id": "k1",
             })),
-            200,
-        )
+        ))
         .await;
     api.ok(
         replay["replayed"] == true && replay["message_id"] == first["message_id"],
         || "replay returns the first message".into(),
     );
-    api.expect(
-        req("POST", MESSAGES, &msgs)
-            .bearer(&alice)
-            .json(json!({"content": "other", "client_message_id": "k1"})),
-        409,
-    )
-    .await;
-    for (body, rejects) in [
-        (json!({"content": "x".repeat(5001)}), true),
-        (json!({"content": ""}), true),
-        (json!({"content": 5}), true),
-        (json!({}), true),
-        (json!({"content": "hi", "base_seq": 1}), true),
-        (json!({"content": "hi", "mentions": "bob"}), true),
-        (json!({"content": "hi", "metadata": "x"}), true),
-        (
-            json!({"content": "hi", "mentions": [format!("user:{MALLORY}")]}),
-            false,
-        ),
-    ] {
-        api.bad(
-            req("POST", MESSAGES, &msgs).bearer(&alice).json(body),
-            400,
-            rejects,
-        )
-        .await;
-    }
-    api.expect(
-        req("POST", MESSAGES, &msgs)
-            .bearer(&mallory)
-            .json(json!({"content": "x"})),
-        404,
-    )
-    .await;
-    api.expect(
-        req("POST", MESSAGES, "/api/v1/chat/threads/not-a-uuid/messages")
-            .bearer(&alice)
-            .json(json!({"content": "x"})),
-        400,
-    )
-    .await;
-    api.expect(
-        req("POST", MESSAGES, &msgs)
-            .bearer(&raw)
-            .json(json!({"content": "x"})),
-        403,
-    )
-    .await;
-    api.expect(
-        req("POST", MESSAGES, &msgs).json(json!({"content": "x"})),
-        401,
-    )
-    .await;
+    let rows = cases![
+        "the same key, other content" => 409, NotCompared,
+            send().bearer(alice).json(json!({"content": "other", "client_message_id": "k1"}));
+        "content too long" => 400, Rejects,
+            send().bearer(alice).json(json!({"content": "x".repeat(5001)}));
+        "empty content" => 400, Rejects, send().bearer(alice).json(json!({"content": ""}));
+        "content not a string" => 400, Rejects, send().bearer(alice).json(json!({"content": 5}));
+        "no content" => 400, Rejects, send().bearer(alice).json(json!({}));
+        "base_seq is for agents" => 400, Rejects,
+            send().bearer(alice).json(json!({"content": "hi", "base_seq": 1}));
+        "mentions not a list" => 400, Rejects,
+            send().bearer(alice).json(json!({"content": "hi", "mentions": "bob"}));
+        "metadata not an object" => 400, Rejects,
+            send().bearer(alice).json(json!({"content": "hi", "metadata": "x"}));
+        "mention of a non-participant" => 400, Accepts,
+            send()
+                .bearer(alice)
+                .json(json!({"content": "hi", "mentions": [format!("user:{MALLORY}")]}));
+        "not a participant" => 404, NotCompared,
+            send().bearer(&c.mallory).json(json!({"content": "x"}));
+        "thread id not a UUID" => 400, NotCompared,
+            req("messages.send", &["not-a-uuid"]).bearer(alice).json(json!({"content": "x"}));
+        "an agent token" => 403, NotCompared, send().bearer(&c.agent).json(json!({"content": "x"}));
+        "no credential" => 401, NotCompared, send().json(json!({"content": "x"}));
+    ];
+    api.table("messages", rows).await;
+}
 
-    // Agent messages: freshness.
-    let am = format!("/api/v1/chat/threads/{tid}/agent-messages");
+/// Agent messages: freshness.
+async fn agent_messages(api: &mut Api, c: &Ctx) {
+    api.section("agent messages");
+    let send = || req("messages.agent_send", &[c.thread.as_str()]);
+    let raw = c.agent.as_str();
     let fresh = api
-        .expect(
-            req("POST", AGENT_MESSAGES, &am).bearer(&raw).json(json!({
+        .run(case(
+            "fresh",
+            200,
+            NotCompared,
+            send().bearer(raw).json(json!({
                 "content": "fresh", "base_seq": 3, "latest_seen_seq": 3, "client_message_id": "a1",
             })),
-            200,
-        )
+        ))
         .await;
     api.ok(fresh["stale"] == false, || format!("{fresh}"));
     let stale = api
-        .expect(
-            req("POST", AGENT_MESSAGES, &am)
-                .bearer(&raw)
-                .json(json!({"content": "stale", "base_seq": 1})),
+        .run(case(
+            "stale",
             200,
-        )
+            NotCompared,
+            send()
+                .bearer(raw)
+                .json(json!({"content": "stale", "base_seq": 1})),
+        ))
         .await;
     api.ok(stale["stale"] == true, || format!("{stale}"));
-    api.expect(
-        req("POST", AGENT_MESSAGES, &am)
-            .bearer(&alice)
-            .json(json!({"content": "user too"})),
-        200,
-    )
-    .await;
-    api.expect(
-        req("POST", AGENT_MESSAGES, &am)
-            .bearer(&raw)
-            .json(json!({"content": "changed", "client_message_id": "a1"})),
-        409,
-    )
-    .await;
-    for body in [
-        json!({"content": "x", "base_seq": -1}),
-        json!({"content": "x", "latest_seen_seq": "two"}),
-        json!({"content": "x", "mood": "happy"}),
-    ] {
-        api.bad(
-            req("POST", AGENT_MESSAGES, &am).bearer(&raw).json(body),
-            400,
-            true,
-        )
-        .await;
-    }
-    api.expect(
-        req("POST", AGENT_MESSAGES, &am)
-            .bearer(&mallory)
-            .json(json!({"content": "x"})),
-        404,
-    )
-    .await;
-    api.expect(
-        req("POST", AGENT_MESSAGES, &am)
-            .bearer(&raw2)
-            .json(json!({"content": "x"})),
-        404,
-    )
-    .await;
+    let rows = cases![
+        "a user may send too" => 200, NotCompared,
+            send().bearer(&c.alice).json(json!({"content": "user too"}));
+        "the same key, changed" => 409, NotCompared,
+            send().bearer(raw).json(json!({"content": "changed", "client_message_id": "a1"}));
+        "negative base_seq" => 400, Rejects,
+            send().bearer(raw).json(json!({"content": "x", "base_seq": -1}));
+        "latest_seen_seq not a number" => 400, Rejects,
+            send().bearer(raw).json(json!({"content": "x", "latest_seen_seq": "two"}));
+        "unknown field" => 400, Rejects,
+            send().bearer(raw).json(json!({"content": "x", "mood": "happy"}));
+        "not a participant" => 404, NotCompared,
+            send().bearer(&c.mallory).json(json!({"content": "x"}));
+        "another owner's agent" => 404, NotCompared,
+            send().bearer(&c.agent2).json(json!({"content": "x"}));
+    ];
+    api.table("agent messages", rows).await;
+}
 
-    // Events: poll.
-    let ev = format!("/api/v1/chat/threads/{tid}/events");
+/// Events: poll.
+async fn events(api: &mut Api, c: &mut Ctx) {
+    api.section("events");
+    let tid = c.thread.clone();
+    let poll = || req("events.poll", &[tid.as_str()]);
+    let bob = c.bob.clone();
     let page = api
-        .expect(
-            req("GET", EVENTS, format!("{ev}?after_seq=0&limit=2")).bearer(&bob),
+        .run(case(
+            "first page",
             200,
-        )
+            NotCompared,
+            poll().query("after_seq=0&limit=2").bearer(&bob),
+        ))
         .await;
     api.ok(page["has_more"] == true && page["last_seq"] == 2, || {
         format!("{page}")
     });
     let page = api
-        .expect(
-            req("GET", EVENTS, format!("{ev}?last_thread_seq=2")).bearer(&bob),
+        .run(case(
+            "last_thread_seq",
             200,
-        )
+            NotCompared,
+            poll().query("last_thread_seq=2").bearer(&bob),
+        ))
         .await;
     api.ok(page["has_more"] == false, || format!("{page}"));
-    let total = page["last_seq"].as_i64().unwrap();
-    api.expect(req("GET", EVENTS, &ev).bearer(&raw), 200).await;
-    api.expect(
-        req("GET", EVENTS, format!("{ev}?limit=200")).bearer(&alice),
-        200,
-    )
-    .await;
-    for q in [
-        "after_seq=-1",
-        "limit=0",
-        "limit=201",
-        "after_seq=abc",
-        "last_thread_seq=-5",
-    ] {
-        api.bad(
-            req("GET", EVENTS, format!("{ev}?{q}")).bearer(&bob),
-            400,
-            true,
-        )
-        .await;
-    }
-    api.bad(
-        req("GET", EVENTS, "/api/v1/chat/threads/not-a-uuid/events").bearer(&bob),
-        400,
-        true,
-    )
-    .await;
-    api.expect(req("GET", EVENTS, &ev).bearer(&mallory), 404)
-        .await;
-    api.expect(req("GET", EVENTS, &ev), 401).await;
+    c.last_seq = page["last_seq"].as_i64().unwrap();
+    let rows = cases![
+        "an agent token" => 200, NotCompared, poll().bearer(&c.agent);
+        "limit 200" => 200, NotCompared, poll().query("limit=200").bearer(&c.alice);
+        "after_seq=-1" => 400, Rejects, poll().query("after_seq=-1").bearer(&bob);
+        "limit=0" => 400, Rejects, poll().query("limit=0").bearer(&bob);
+        "limit=201" => 400, Rejects, poll().query("limit=201").bearer(&bob);
+        "after_seq=abc" => 400, Rejects, poll().query("after_seq=abc").bearer(&bob);
+        "last_thread_seq=-5" => 400, Rejects, poll().query("last_thread_seq=-5").bearer(&bob);
+        "thread id not a UUID" => 400, Rejects, req("events.poll", &["not-a-uuid"]).bearer(&bob);
+        "not a participant" => 404, NotCompared, poll().bearer(&c.mallory);
+        "no credential" => 401, NotCompared, poll();
+    ];
+    api.table("events", rows).await;
+}
 
-    // Events: stream.
-    let st = format!("/api/v1/chat/threads/{tid}/events/stream");
+/// Events: stream.
+async fn event_stream(api: &mut Api, c: &Ctx) {
+    api.section("event stream");
+    let stream = route("events.stream");
+    let st = fill(stream.path, &[&c.thread]);
+    let total = c.last_seq;
     let want = format!("id: {total}\n");
-    let hdrs = vec![("authorization".to_string(), format!("Bearer {bob}"))];
+    api.row = "after_seq=2".into();
+    let hdrs = vec![("authorization".to_string(), format!("Bearer {}", c.bob))];
     let resp = sse(
-        &s.client,
+        &api.client,
         &format!("{st}?after_seq=2"),
         &hdrs,
         Duration::from_secs(10),
@@ -1160,11 +1300,11 @@ async fn responses_match_the_openapi_document() {
     )
     .await;
     api.ok(resp.status == 200, || format!("stream: {}", resp.status));
-    api.check("GET", STREAM, &resp);
+    api.check("GET", stream.path, &resp);
     let text = String::from_utf8_lossy(&resp.body).to_string();
     let data_ptr = format!(
         "{}/responses/200/content/text~1event-stream/x-event-data-schema",
-        Api::op_pointer("GET", STREAM)
+        Api::op_pointer("GET", stream.path)
     );
     let mut frames = 0;
     for block in text.split("\n\n").filter(|b| b.starts_with("id: ")) {
@@ -1182,11 +1322,12 @@ async fn responses_match_the_openapi_document() {
     api.ok(frames == total - 2, || {
         format!("{frames} frames for seq 3..={total}:\n{text}")
     });
+    api.row = "Last-Event-ID".into();
     let resp = sse(
-        &s.client,
+        &api.client,
         &st,
         &[
-            ("authorization".to_string(), format!("Bearer {raw}")),
+            ("authorization".to_string(), format!("Bearer {}", c.agent)),
             ("last-event-id".to_string(), (total - 1).to_string()),
         ],
         Duration::from_secs(10),
@@ -1198,104 +1339,94 @@ async fn responses_match_the_openapi_document() {
             && !String::from_utf8_lossy(&resp.body).contains(&format!("id: {}\n", total - 1)),
         || "Last-Event-ID resumes after it".into(),
     );
-    api.check("GET", STREAM, &resp);
-    api.bad(
-        req("GET", STREAM, format!("{st}?after_seq=-1")).bearer(&bob),
-        400,
-        true,
+    api.check("GET", stream.path, &resp);
+    let open = || req("events.stream", &[c.thread.as_str()]);
+    api.table(
+        "event stream",
+        cases![
+            "after_seq=-1" => 400, Rejects, open().query("after_seq=-1").bearer(&c.bob);
+            "not a participant" => 404, NotCompared, open().bearer(&c.mallory);
+            "no credential" => 401, NotCompared, open();
+            "thread id not a UUID" => 400, NotCompared,
+                req("events.stream", &["xyz"]).bearer(&c.bob);
+        ],
     )
     .await;
-    api.expect(req("GET", STREAM, &st).bearer(&mallory), 404)
-        .await;
-    api.expect(req("GET", STREAM, &st), 401).await;
-    api.expect(
-        req("GET", STREAM, "/api/v1/chat/threads/xyz/events/stream").bearer(&bob),
-        400,
-    )
-    .await;
+}
 
-    // Mode.
-    let mode = format!("/api/v1/chat/threads/{tid}/mode");
+/// Participation mode.
+async fn mode(api: &mut Api, c: &Ctx) {
+    api.section("mode");
+    let set = || req("threads.set_mode", &[c.thread.as_str()]);
     let m = api
-        .expect(
-            req("POST", MODE, &mode)
-                .bearer(&raw)
-                .json(json!({"participation_mode": "invocation_only"})),
+        .run(case(
+            "the agent sets it",
             200,
-        )
+            NotCompared,
+            set()
+                .bearer(&c.agent)
+                .json(json!({"participation_mode": "invocation_only"})),
+        ))
         .await;
     api.ok(m["participation_mode"] == "invocation_only", || {
         format!("{m}")
     });
-    api.expect(
-        req("POST", MODE, &mode)
-            .bearer(&alice)
-            .json(json!({"participation_mode": "open"})),
-        403,
-    )
-    .await;
-    api.expect(
-        req("POST", MODE, &mode)
-            .bearer(&mallory)
-            .json(json!({"participation_mode": "open"})),
-        404,
-    )
-    .await;
-    for body in [
-        json!({"participation_mode": "loud"}),
-        json!({}),
-        json!({"participation_mode": "open", "x": 1}),
-    ] {
-        api.bad(req("POST", MODE, &mode).bearer(&raw).json(body), 400, true)
-            .await;
-    }
+    let rows = cases![
+        "a participant without manage" => 403, NotCompared,
+            set().bearer(&c.alice).json(json!({"participation_mode": "open"}));
+        "not a participant" => 404, NotCompared,
+            set().bearer(&c.mallory).json(json!({"participation_mode": "open"}));
+        "unknown mode" => 400, Rejects,
+            set().bearer(&c.agent).json(json!({"participation_mode": "loud"}));
+        "no mode" => 400, Rejects, set().bearer(&c.agent).json(json!({}));
+        "unknown field" => 400, Rejects,
+            set().bearer(&c.agent).json(json!({"participation_mode": "open", "x": 1}));
+    ];
+    api.table("mode", rows).await;
+}
 
-    // Webhooks: not implemented, after the thread and capability checks.
-    let wh = format!("/api/v1/chat/threads/{tid}/webhooks");
+/// Webhooks: not implemented, after the thread and capability checks.
+async fn webhooks(api: &mut Api, c: &Ctx) {
+    let tid = c.thread.as_str();
+    let create = || req("webhooks.create", &[tid]);
+    let delete = || req("webhooks.delete", &[tid, NOBODY]);
     let hook = json!({"callback_url": "https://example.org/hook"});
-    api.expect(
-        req("POST", WEBHOOKS, &wh).bearer(&raw).json(hook.clone()),
-        501,
+    api.table(
+        "webhooks",
+        cases![
+            "create" => 501, NotCompared, create().bearer(&c.agent).json(hook.clone());
+            "create without manage" => 403, NotCompared,
+                create().bearer(&c.alice).json(hook.clone());
+            "create as a non-participant" => 404, NotCompared,
+                create().bearer(&c.mallory).json(hook.clone());
+            "delete" => 501, NotCompared, delete().bearer(&c.agent);
+            "delete as a non-participant" => 404, NotCompared, delete().bearer(&c.mallory);
+            "delete, thread id not a UUID" => 400, NotCompared,
+                req("webhooks.delete", &["zz", NOBODY]).bearer(&c.agent);
+        ],
     )
     .await;
-    api.expect(
-        req("POST", WEBHOOKS, &wh).bearer(&alice).json(hook.clone()),
-        403,
-    )
-    .await;
-    api.expect(
-        req("POST", WEBHOOKS, &wh)
-            .bearer(&mallory)
-            .json(hook.clone()),
-        404,
-    )
-    .await;
-    let whd = format!("{wh}/{NOBODY}");
-    api.expect(req("DELETE", WEBHOOK, &whd).bearer(&raw), 501)
-        .await;
-    api.expect(req("DELETE", WEBHOOK, &whd).bearer(&mallory), 404)
-        .await;
-    api.expect(
-        req(
-            "DELETE",
-            WEBHOOK,
-            format!("/api/v1/chat/threads/zz/webhooks/{NOBODY}"),
-        )
-        .bearer(&raw),
-        400,
-    )
-    .await;
+}
 
-    // Thread list with cursor pagination, and one thread.
+/// Thread list with cursor pagination, and one thread.
+async fn threads_read(api: &mut Api, c: &Ctx) {
+    api.section("threads: list");
+    let list = || req("threads.list", &[]);
+    let alice = c.alice.as_str();
     let mut cursor: Option<String> = None;
     let mut listed = BTreeSet::new();
-    for _ in 0..5 {
-        let path = match &cursor {
-            Some(c) => format!("{THREADS}?limit=1&cursor={c}"),
-            None => format!("{THREADS}?limit=1"),
+    for i in 0..5 {
+        let q = match &cursor {
+            Some(c) => format!("limit=1&cursor={c}"),
+            None => "limit=1".to_string(),
         };
         let page = api
-            .expect(req("GET", THREADS, path).bearer(&alice), 200)
+            .run(case(
+                format!("page {i}"),
+                200,
+                NotCompared,
+                list().query(&q).bearer(alice),
+            ))
             .await;
         for t in page["threads"].as_array().unwrap() {
             listed.insert(t["thread_id"].as_str().unwrap().to_string());
@@ -1306,137 +1437,118 @@ async fn responses_match_the_openapi_document() {
         }
     }
     api.ok(
-        cursor.is_none() && listed.contains(&tid) && listed.contains(&tid2),
+        cursor.is_none() && listed.contains(&c.thread) && listed.contains(&c.thread2),
         || format!("pages: {listed:?}"),
     );
-    api.expect(req("GET", THREADS, THREADS).bearer(&alice), 200)
-        .await;
-    api.bad(
-        req("GET", THREADS, format!("{THREADS}?limit=0")).bearer(&alice),
-        400,
-        true,
+    api.table(
+        "threads: list",
+        cases![
+            "all" => 200, NotCompared, list().bearer(alice);
+            "limit 0" => 400, Rejects, list().query("limit=0").bearer(alice);
+            "a cursor of garbage" => 400, Accepts, list().query("cursor=garbage").bearer(alice);
+            "an agent token" => 403, NotCompared, list().bearer(&c.agent);
+            "no credential" => 401, NotCompared, list();
+        ],
     )
     .await;
-    api.bad(
-        req("GET", THREADS, format!("{THREADS}?cursor=garbage")).bearer(&alice),
-        400,
-        false,
-    )
-    .await;
-    api.expect(req("GET", THREADS, THREADS).bearer(&raw), 403)
-        .await;
-    api.expect(req("GET", THREADS, THREADS), 401).await;
-    let one = format!("/api/v1/chat/threads/{tid}");
+    api.section("threads: get");
+    let get = || req("threads.get", &[c.thread.as_str()]);
     let t = api
-        .expect(req("GET", THREAD, &one).bearer(&alice), 200)
+        .run(case("a participant", 200, NotCompared, get().bearer(alice)))
         .await;
     api.ok(
         t["participants"].as_array().map(Vec::len) == Some(3),
         || format!("{t}"),
     );
-    api.expect(req("GET", THREAD, &one).bearer(&mallory), 404)
-        .await;
-    api.expect(
-        req("GET", THREAD, format!("{THREADS}/{NOBODY}")).bearer(&alice),
-        404,
+    api.table(
+        "threads: get",
+        cases![
+            "not a participant" => 404, NotCompared, get().bearer(&c.mallory);
+            "no such thread" => 404, NotCompared, req("threads.get", &[NOBODY]).bearer(alice);
+            "thread id not a UUID" => 400, Rejects,
+                req("threads.get", &["not-a-uuid"]).bearer(alice);
+            "an agent token" => 403, NotCompared, get().bearer(&c.agent);
+            "no credential" => 401, NotCompared, get();
+        ],
     )
     .await;
-    api.bad(
-        req("GET", THREAD, format!("{THREADS}/not-a-uuid")).bearer(&alice),
-        400,
-        true,
-    )
-    .await;
-    api.expect(req("GET", THREAD, &one).bearer(&raw), 403).await;
-    api.expect(req("GET", THREAD, &one), 401).await;
+}
 
-    // Agent profile.
-    api.expect(req("GET", PROFILE, PROFILE).bearer(&owner), 404)
-        .await;
-    api.expect(req("GET", PROFILE, PROFILE).bearer(&basic), 403)
-        .await;
-    api.expect(req("GET", PROFILE, PROFILE).bearer(&raw), 403)
-        .await;
-    api.expect(req("GET", PROFILE, PROFILE), 401).await;
+/// The owner's agent profile.
+async fn agent_profile(api: &mut Api, c: &Ctx) {
+    let get = || req("agent.get", &[]);
+    let put = || req("agent.put", &[]);
+    api.table(
+        "agent profile",
+        cases![
+            "none yet" => 404, NotCompared, get().bearer(&c.owner);
+            "basic plan" => 403, NotCompared, get().bearer(&c.basic);
+            "an agent token" => 403, NotCompared, get().bearer(&c.agent);
+            "no credential" => 401, NotCompared, get();
+        ],
+    )
+    .await;
     let p = api
-        .expect(
-            req("PUT", PROFILE, PROFILE).bearer(&owner).json(json!({
+        .run(case(
+            "create",
+            200,
+            NotCompared,
+            put().bearer(&c.owner).json(json!({
                 "custom_slug": "helpful-bot",
                 "display_name": "Helpful",
                 "welcome_message": "Hi!",
             })),
-            200,
-        )
+        ))
         .await;
     api.ok(p["workspace_thread_id"].is_string(), || format!("{p}"));
-    api.expect(
-        req("PUT", PROFILE, PROFILE).bearer(&owner).json(json!({})),
-        200,
-    )
-    .await;
-    api.expect(req("GET", PROFILE, PROFILE).bearer(&owner), 200)
-        .await;
-    api.expect(
-        req("PUT", PROFILE, PROFILE)
-            .bearer(&owner2)
-            .json(json!({"custom_slug": "helpful-bot"})),
-        409,
-    )
-    .await;
-    api.expect(
-        req("PUT", PROFILE, PROFILE)
-            .bearer(&owner2)
-            .json(json!({"custom_slug": null})),
-        200,
-    )
-    .await;
-    for body in [
-        json!({"custom_slug": "Bad Slug!"}),
-        json!({"is_active": "yes"}),
-        json!({"nickname": "x"}),
-        json!({"welcome_message": "w".repeat(5001)}),
-    ] {
-        api.bad(
-            req("PUT", PROFILE, PROFILE).bearer(&owner).json(body),
-            400,
-            true,
-        )
-        .await;
-    }
-    api.expect(
-        req("PUT", PROFILE, PROFILE).bearer(&basic).json(json!({})),
-        403,
-    )
-    .await;
-    // Below starter only {"is_active": false} is accepted (switching a page off): no page here.
-    api.expect(
-        req("PUT", PROFILE, PROFILE)
-            .bearer(&basic)
-            .json(json!({"is_active": false})),
-        404,
-    )
-    .await;
+    let rows = cases![
+        "an empty update" => 200, NotCompared, put().bearer(&c.owner).json(json!({}));
+        "read it" => 200, NotCompared, get().bearer(&c.owner);
+        "a slug taken" => 409, NotCompared,
+            put().bearer(&c.owner2).json(json!({"custom_slug": "helpful-bot"}));
+        "no slug" => 200, NotCompared, put().bearer(&c.owner2).json(json!({"custom_slug": null}));
+        "slug not a slug" => 400, Rejects,
+            put().bearer(&c.owner).json(json!({"custom_slug": "Bad Slug!"}));
+        "is_active not a boolean" => 400, Rejects,
+            put().bearer(&c.owner).json(json!({"is_active": "yes"}));
+        "unknown field" => 400, Rejects, put().bearer(&c.owner).json(json!({"nickname": "x"}));
+        "welcome message too long" => 400, Rejects,
+            put().bearer(&c.owner).json(json!({"welcome_message": "w".repeat(5001)}));
+        "basic plan" => 403, NotCompared, put().bearer(&c.basic).json(json!({}));
+        // Below starter only {"is_active": false} is accepted (switching a page off): no page here.
+        "basic plan switching no page off" => 404, NotCompared,
+            put().bearer(&c.basic).json(json!({"is_active": false}));
+    ];
+    api.table("agent profile", rows).await;
+}
 
-    // Public visitors. visitor_send allows 10 a minute per IP: requests are counted below.
-    let ps = "/api/v1/public/agents/helpful-bot/messages";
+/// Public visitors. visitor_send allows 10 a minute per IP: requests are counted below.
+async fn public(api: &mut Api, c: &mut Ctx) {
+    api.section("public");
+    let send = || req("public.send", &["helpful-bot"]);
     let v1 = api
-        .expect(
-            req("POST", PUBLIC_SEND, ps).json(json!({"email": "v@example.org", "content": "hi"})),
+        .run(case(
+            "a new visitor",
             200,
-        )
+            NotCompared,
+            send().json(json!({"email": "v@example.org", "content": "hi"})),
+        ))
         .await;
-    let vtoken = v1["visitor_token"]
+    c.visitor = v1["visitor_token"]
         .as_str()
         .expect("visitor_token")
         .to_string();
-    let vthread = v1["thread_id"].as_str().unwrap().to_string();
+    c.visitor_thread = v1["thread_id"].as_str().unwrap().to_string();
+    let (vtoken, vthread) = (c.visitor.clone(), c.visitor_thread.clone());
     let v2 = api
-        .expect(
-            req("POST", PUBLIC_SEND, ps).bearer(&vtoken).json(json!({
+        .run(case(
+            "a returning visitor",
+            200,
+            NotCompared,
+            send().bearer(&vtoken).json(json!({
                 "email": "V@example.org", "content": "again", "client_message_id": "v1",
             })),
-            200,
-        )
+        ))
         .await;
     api.ok(
         v2.get("visitor_token").is_none() && v2["thread_id"] == vthread.as_str(),
@@ -1444,261 +1556,219 @@ async fn responses_match_the_openapi_document() {
     );
     // A returning visitor is known by its token: the email may be left out.
     let v3 = api
-        .expect(
-            req("POST", PUBLIC_SEND, ps)
-                .bearer(&vtoken)
-                .json(json!({"content": "no email"})),
+        .run(case(
+            "a returning visitor without email",
             200,
-        )
+            NotCompared,
+            send().bearer(&vtoken).json(json!({"content": "no email"})),
+        ))
         .await;
     api.ok(v3["thread_id"] == vthread.as_str(), || format!("{v3}"));
-    api.expect(
-        req("POST", PUBLIC_SEND, ps).json(json!({
-            "email": "v@example.org", "content": "changed", "client_message_id": "v1",
-        })),
-        409,
-    )
-    .await;
-    api.expect(
-        req(
-            "POST",
-            PUBLIC_SEND,
-            "/api/v1/public/agents/no-such-bot/messages",
-        )
-        .json(json!({"email": "v@example.org", "content": "hi"})),
-        404,
-    )
-    .await;
-    for body in [
-        json!({"email": "nope", "content": "hi"}),
-        json!({"email": "v@example.org"}),
-        json!({"email": "v@example.org", "content": "hi", "name": "V"}),
-    ] {
-        api.bad(req("POST", PUBLIC_SEND, ps).json(body), 400, true)
-            .await;
-    }
-    // 8 counted so far; this one is not (credential kind refused before the limit).
-    api.expect(
-        req("POST", PUBLIC_SEND, ps)
-            .bearer(&alice)
-            .json(json!({"email": "v@example.org", "content": "hi"})),
-        403,
-    )
-    .await;
-    let pe = format!("/api/v1/public/threads/{vthread}/events");
+    let rows = cases![
+        "the same key, other content" => 409, NotCompared,
+            send().json(json!({
+                "email": "v@example.org", "content": "changed", "client_message_id": "v1",
+            }));
+        "no such agent" => 404, NotCompared,
+            req("public.send", &["no-such-bot"])
+                .json(json!({"email": "v@example.org", "content": "hi"}));
+        "email not an email" => 400, Rejects,
+            send().json(json!({"email": "nope", "content": "hi"}));
+        "no content" => 400, Rejects, send().json(json!({"email": "v@example.org"}));
+        "unknown field" => 400, Rejects,
+            send().json(json!({"email": "v@example.org", "content": "hi", "name": "V"}));
+        // 8 counted so far; this one is not (credential kind refused before the limit).
+        "a user JWT" => 403, NotCompared,
+            send().bearer(&c.alice).json(json!({"email": "v@example.org", "content": "hi"}));
+    ];
+    api.table("public: send", rows).await;
+
+    api.section("public: events");
+    let events = || req("public.events", &[vthread.as_str()]);
     let vp = api
-        .expect(req("GET", PUBLIC_EVENTS, &pe).bearer(&vtoken), 200)
+        .run(case(
+            "the visitor's thread",
+            200,
+            NotCompared,
+            events().bearer(&vtoken),
+        ))
         .await;
     api.ok(vp["events"].as_array().map(Vec::len) == Some(3), || {
         format!("{vp}")
     });
-    api.expect(
-        req("GET", PUBLIC_EVENTS, format!("{pe}?after_seq=1&limit=1")).bearer(&vtoken),
-        200,
+    api.table(
+        "public: events",
+        cases![
+            "after_seq and limit" => 200, NotCompared,
+                events().query("after_seq=1&limit=1").bearer(&vtoken);
+            "limit 0" => 400, Rejects, events().query("limit=0").bearer(&vtoken);
+            "another thread" => 404, NotCompared,
+                req("public.events", &[c.thread.as_str()]).bearer(&vtoken);
+            "no credential" => 401, NotCompared, events();
+            "a user JWT" => 403, NotCompared, events().bearer(&c.alice);
+            "unknown visitor token" => 401, NotCompared,
+                events().bearer(&unknown_token(TokenKind::Visitor));
+        ],
     )
     .await;
-    api.bad(
-        req("GET", PUBLIC_EVENTS, format!("{pe}?limit=0")).bearer(&vtoken),
-        400,
-        true,
-    )
-    .await;
-    api.expect(
-        req(
-            "GET",
-            PUBLIC_EVENTS,
-            format!("/api/v1/public/threads/{tid}/events"),
-        )
-        .bearer(&vtoken),
-        404,
-    )
-    .await;
-    api.expect(req("GET", PUBLIC_EVENTS, &pe), 401).await;
-    api.expect(req("GET", PUBLIC_EVENTS, &pe).bearer(&alice), 403)
-        .await;
-    api.expect(
-        req("GET", PUBLIC_EVENTS, &pe).bearer(&unknown_token(TokenKind::Visitor)),
-        401,
-    )
-    .await;
-    api.expect(
-        req("POST", THREADS, THREADS)
-            .bearer(&vtoken)
-            .json(json!({"target_user_ids": [BOB]})),
-        403,
-    )
-    .await;
-    // More credential errors: a visitor token outside the public routes, none at all, a
-    // malformed one (refused by the shim itself).
-    api.expect(req("GET", EVENTS, &ev).bearer(&vtoken), 403)
-        .await;
-    api.expect(req("GET", STREAM, &st).bearer(&vtoken), 403)
-        .await;
-    api.expect(
-        req("POST", AGENT_MESSAGES, &am).json(json!({"content": "x"})),
-        401,
-    )
-    .await;
-    api.expect(
-        req("POST", MODE, &mode).json(json!({"participation_mode": "open"})),
-        401,
-    )
-    .await;
-    api.expect(req("POST", WEBHOOKS, &wh).json(hook.clone()), 401)
-        .await;
-    api.expect(req("PUT", PROFILE, PROFILE).json(json!({})), 401)
-        .await;
-    api.expect(
-        req("POST", PUBLIC_SEND, ps)
-            .bearer("ama_vst_123")
-            .json(json!({"email": "v@example.org", "content": "hi"})),
-        401,
-    )
-    .await;
-    api.expect(
-        req("POST", MESSAGES, &msgs)
-            .bearer(&alice)
-            .raw(&vec![b' '; 70 * 1024]),
-        413,
-    )
-    .await;
-    api.bad(
-        req("POST", WEBHOOKS, "/api/v1/chat/threads/nope/webhooks")
-            .bearer(&alice)
-            .json(hook.clone()),
-        400,
-        true,
-    )
-    .await;
+}
 
-    // Internal: system messages.
-    let sys = format!("/internal/v1/threads/{tid2}/system-messages");
+/// More credential errors: a visitor token outside the public routes, none at all, a malformed
+/// one (refused by the shim itself), and transport errors on the chat routes.
+async fn credentials(api: &mut Api, c: &Ctx) {
+    let tid = c.thread.as_str();
+    let vtoken = c.visitor.as_str();
+    let hook = json!({"callback_url": "https://example.org/hook"});
+    api.table(
+        "credentials",
+        cases![
+            "a visitor creates a thread" => 403, NotCompared,
+                req("threads.create", &[]).bearer(vtoken).json(json!({"target_user_ids": [BOB]}));
+            "a visitor polls a chat thread" => 403, NotCompared,
+                req("events.poll", &[tid]).bearer(vtoken);
+            "a visitor streams a chat thread" => 403, NotCompared,
+                req("events.stream", &[tid]).bearer(vtoken);
+            "agent message without credential" => 401, NotCompared,
+                req("messages.agent_send", &[tid]).json(json!({"content": "x"}));
+            "mode without credential" => 401, NotCompared,
+                req("threads.set_mode", &[tid]).json(json!({"participation_mode": "open"}));
+            "webhook without credential" => 401, NotCompared,
+                req("webhooks.create", &[tid]).json(hook.clone());
+            "profile update without credential" => 401, NotCompared,
+                req("agent.put", &[]).json(json!({}));
+            "a malformed visitor token" => 401, NotCompared,
+                req("public.send", &["helpful-bot"])
+                    .bearer("ama_vst_123")
+                    .json(json!({"email": "v@example.org", "content": "hi"}));
+            "a message over the body limit" => 413, NotCompared,
+                req("messages.send", &[tid]).bearer(&c.alice).raw(&vec![b' '; 70 * 1024]);
+            "webhook, thread id not a UUID" => 400, Rejects,
+                req("webhooks.create", &["nope"]).bearer(&c.alice).json(hook);
+        ],
+    )
+    .await;
+}
+
+/// Internal: system messages.
+async fn system_messages(api: &mut Api, c: &Ctx) {
+    api.section("system messages");
+    let post = || req("internal.system_message", &[c.thread2.as_str()]);
+    let key = c.key.as_str();
     let sm = api
-        .expect(
-            req("POST", SYSTEM, &sys).internal(&key).json(json!({
+        .run(case(
+            "a notice",
+            200,
+            NotCompared,
+            post().internal(key).json(json!({
                 "content": "maintenance at noon", "client_message_id": "s1", "metadata": {"kind": "notice"},
             })),
-            200,
-        )
+        ))
         .await;
     api.ok(sm["thread_seq"] == 1, || format!("{sm}"));
     let ev2 = api
-        .expect(
-            req("GET", EVENTS, format!("/api/v1/chat/threads/{tid2}/events")).bearer(&bob),
+        .run(case(
+            "a participant sees it",
             200,
-        )
+            NotCompared,
+            req("events.poll", &[c.thread2.as_str()]).bearer(&c.bob),
+        ))
         .await;
     api.ok(ev2["events"][0]["role"] == "system", || format!("{ev2}"));
-    api.expect(
-        req("POST", SYSTEM, &sys)
-            .internal(&key)
-            .json(json!({"content": "other", "client_message_id": "s1"})),
-        409,
-    )
-    .await;
-    api.expect(
-        req(
-            "POST",
-            SYSTEM,
-            format!("/internal/v1/threads/{NOBODY}/system-messages"),
-        )
-        .internal(&key)
-        .json(json!({"content": "x"})),
-        404,
-    )
-    .await;
-    for body in [
-        json!({"content": ""}),
-        json!({"content": "x", "mentions": []}),
-        json!({}),
-    ] {
-        api.bad(
-            req("POST", SYSTEM, &sys).internal(&key).json(body),
-            400,
-            true,
-        )
-        .await;
-    }
-    api.bad(
-        req("POST", SYSTEM, "/internal/v1/threads/nope/system-messages")
-            .internal(&key)
-            .json(json!({"content": "x"})),
-        400,
-        true,
-    )
-    .await;
-    api.expect(
-        req("POST", SYSTEM, &sys)
-            .bearer(&alice)
-            .json(json!({"content": "x"})),
-        403,
-    )
-    .await;
-    api.expect(req("POST", SYSTEM, &sys).json(json!({"content": "x"})), 401)
-        .await;
+    let rows = cases![
+        "the same key, other content" => 409, NotCompared,
+            post().internal(key).json(json!({"content": "other", "client_message_id": "s1"}));
+        "no such thread" => 404, NotCompared,
+            req("internal.system_message", &[NOBODY]).internal(key).json(json!({"content": "x"}));
+        "empty content" => 400, Rejects, post().internal(key).json(json!({"content": ""}));
+        "mentions are for users" => 400, Rejects,
+            post().internal(key).json(json!({"content": "x", "mentions": []}));
+        "no content" => 400, Rejects, post().internal(key).json(json!({}));
+        "thread id not a UUID" => 400, Rejects,
+            req("internal.system_message", &["nope"]).internal(key).json(json!({"content": "x"}));
+        "a user JWT" => 403, NotCompared, post().bearer(&c.alice).json(json!({"content": "x"}));
+        "no credential" => 401, NotCompared, post().json(json!({"content": "x"}));
+    ];
+    api.table("system messages", rows).await;
+}
 
-    // Revocation.
-    let tok = format!("{TOKENS}/{token_id}");
-    api.expect(req("DELETE", TOKEN, &tok).bearer(&basic), 404)
-        .await;
+/// Revocation.
+async fn revocation(api: &mut Api, c: &Ctx) {
+    let revoke = || req("tokens.revoke", &[c.token_id.as_str()]);
+    api.table(
+        "tokens: revoke",
+        cases![
+            "another user's token" => 404, NotCompared, revoke().bearer(&c.basic);
+        ],
+    )
+    .await;
     let rv = api
-        .expect(req("DELETE", TOKEN, &tok).bearer(&owner), 200)
+        .run(case("revoke", 200, NotCompared, revoke().bearer(&c.owner)))
         .await;
     let rv2 = api
-        .expect(req("DELETE", TOKEN, &tok).bearer(&owner), 200)
+        .run(case(
+            "revoke again",
+            200,
+            NotCompared,
+            revoke().bearer(&c.owner),
+        ))
         .await;
     api.ok(rv["revoked_at"] == rv2["revoked_at"], || {
         "revocation is permanent".into()
     });
-    api.expect(
-        req("DELETE", TOKEN, format!("{TOKENS}/{NOBODY}")).bearer(&owner),
-        404,
+    api.table(
+        "tokens: revoke",
+        cases![
+            "no such token" => 404, NotCompared, req("tokens.revoke", &[NOBODY]).bearer(&c.owner);
+            "token id not a UUID" => 400, Rejects, req("tokens.revoke", &["nope"]).bearer(&c.owner);
+            "an agent token" => 403, NotCompared, revoke().bearer(&c.agent2);
+            "no credential" => 401, NotCompared, revoke();
+            "the revoked token" => 401, NotCompared,
+                req("events.poll", &[c.thread.as_str()]).bearer(&c.agent);
+        ],
     )
     .await;
-    api.bad(
-        req("DELETE", TOKEN, format!("{TOKENS}/nope")).bearer(&owner),
-        400,
-        true,
-    )
-    .await;
-    api.expect(req("DELETE", TOKEN, &tok).bearer(&raw2), 403)
-        .await;
-    api.expect(req("DELETE", TOKEN, &tok), 401).await;
-    api.expect(req("GET", EVENTS, &ev).bearer(&raw), 401).await;
     let list = api
-        .expect(req("GET", TOKENS, TOKENS).bearer(&owner), 200)
+        .run(case(
+            "listed as revoked",
+            200,
+            NotCompared,
+            req("tokens.list", &[]).bearer(&c.owner),
+        ))
         .await;
     let revoked = list["tokens"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["token_id"] == token_id.as_str())
+        .find(|t| t["token_id"] == c.token_id.as_str())
         .cloned()
         .unwrap_or_default();
     api.ok(
         revoked["is_active"] == false && revoked["revoked_at"].is_string(),
         || format!("{revoked}"),
     );
+}
 
-    // Rate limits: thread_write (60 a minute per credential) on agent messages.
-    let rater = s.jwt(RATER);
+/// Rate limits: thread_write (60 a minute per credential) on agent messages, visitor_send (10 a
+/// minute per IP), failed authentications per IP.
+async fn rate_limits(api: &mut Api, c: &Ctx, rater: String) {
+    api.section("rate limits");
     let rt = api
-        .expect(
-            req("POST", THREADS, THREADS)
+        .run(case(
+            "a thread to flood",
+            200,
+            NotCompared,
+            req("threads.create", &[])
                 .bearer(&rater)
                 .json(json!({"target_user_ids": [BOB]})),
-            200,
-        )
+        ))
         .await;
-    let ram = format!(
-        "/api/v1/chat/threads/{}/agent-messages",
-        rt["thread_id"].as_str().unwrap()
-    );
+    let rtid = rt["thread_id"].as_str().unwrap().to_string();
     let mut limited = false;
     for i in 0..150 {
         let r = api
             .any(
-                req("POST", AGENT_MESSAGES, &ram)
+                format!("thread_write #{i}"),
+                req("messages.agent_send", &[rtid.as_str()])
                     .bearer(&rater)
                     .json(json!({"content": format!("m{i}")})),
             )
@@ -1722,7 +1792,8 @@ async fn responses_match_the_openapi_document() {
     for i in 0..20 {
         let r = api
             .any(
-                req("POST", PUBLIC_SEND, ps)
+                format!("visitor_send #{i}"),
+                req("public.send", &["helpful-bot"])
                     .json(json!({"email": "w@example.org", "content": format!("p{i}")})),
             )
             .await;
@@ -1736,8 +1807,13 @@ async fn responses_match_the_openapi_document() {
     // credential that verifies is always served (others' failures never lock a valid user out).
     let bad = unknown_token(TokenKind::Agent);
     let mut limited = false;
-    for _ in 0..15 {
-        let r = api.any(req("GET", EVENTS, &ev).bearer(&bad)).await;
+    for i in 0..15 {
+        let r = api
+            .any(
+                format!("failed authentication #{i}"),
+                req("events.poll", &[c.thread.as_str()]).bearer(&bad),
+            )
+            .await;
         if r.status == 429 {
             limited = true;
             break;
@@ -1747,30 +1823,49 @@ async fn responses_match_the_openapi_document() {
     api.ok(limited, || {
         "failed authentications never answered 429".into()
     });
-    api.expect(req("GET", THREADS, THREADS).bearer(&alice), 200)
-        .await;
-    api.expect(req("GET", TOKENS, TOKENS).bearer(&owner), 200)
-        .await;
+    api.table(
+        "rate limits",
+        cases![
+            "a valid JWT after the failures" => 200, NotCompared,
+                req("threads.list", &[]).bearer(&c.alice);
+            "another valid JWT" => 200, NotCompared, req("tokens.list", &[]).bearer(&c.owner);
+        ],
+    )
+    .await;
+}
 
-    // The shim's own endpoints, on a second small stack: 3 requests a minute per client IP, shared
-    // by the four, an IPv6 client counted by its /64; /metrics only for --metrics-allow (loopback
-    // by default), anyone else 404 as for an unknown path. Its peer is a trusted proxy here, so
-    // X-Forwarded-For names the client.
+/// The shim's own endpoints, on a second small stack: 3 requests a minute per client IP, shared
+/// by the four, an IPv6 client counted by its /64; /metrics only for --metrics-allow (loopback
+/// by default), anyone else 404 as for an unknown path. Its peer is a trusted proxy here, so
+/// X-Forwarded-For names the client.
+async fn shim_endpoint_limits(api: &mut Api) {
+    api.section("shim endpoint limits");
     let small = Stack::start(&[
         "--shim-endpoint-limit",
         "3",
         "--trusted-proxies",
         "127.0.0.1",
     ]);
-    let shim_ops = ["/health", "/ready", "/metrics", "/api/v1/openapi.json"];
+    let shim_ops: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| r.target.is_shim_endpoint())
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        shim_ops,
+        ["/health", "/ready", "/metrics", "/api/v1/openapi.json"]
+    );
+    let metrics = route("metrics").path;
+    api.row = "hidden metrics".into();
     let r = small
         .client
-        .send("GET", "/metrics", &[("x-forwarded-for", "192.0.2.1")], None)
+        .send("GET", metrics, &[("x-forwarded-for", "192.0.2.1")], None)
         .await
         .unwrap();
     api.ok(r.status == 404, || format!("hidden /metrics: {}", r.status));
-    api.check("GET", "/metrics", &r);
+    api.check("GET", metrics, &r);
     for (i, path) in shim_ops.iter().chain(&shim_ops).enumerate() {
+        api.row = format!("{path} #{i}");
         let r = small.client.get(path, None).await;
         let want = if i < 3 { 200 } else { 429 };
         api.ok(r.status == want, || format!("{path} #{i}: {}", r.status));
@@ -1779,6 +1874,7 @@ async fn responses_match_the_openapi_document() {
         });
         api.check("GET", path, &r);
     }
+    let health = route("health").path;
     for (ip, want) in [
         ("2001:db8:1:2::1", 200),
         ("2001:db8:1:2::1", 200),
@@ -1786,31 +1882,28 @@ async fn responses_match_the_openapi_document() {
         ("2001:db8:1:2:ffff::2", 429),
         ("2001:db8:1:3::1", 200),
     ] {
+        api.row = format!("health from {ip}");
         let r = small
             .client
-            .send("GET", "/health", &[("x-forwarded-for", ip)], None)
+            .send("GET", health, &[("x-forwarded-for", ip)], None)
             .await
             .unwrap();
         api.ok(r.status == want, || {
             format!("/health from {ip}: {}", r.status)
         });
-        api.check("GET", "/health", &r);
+        api.check("GET", health, &r);
     }
-    drop(small);
+}
 
-    // Database down: 503.
-    s.cluster.stop().expect("stop the cluster");
-    api.expect(req("GET", "/ready", "/ready"), 503).await;
-    api.expect(req("GET", PUBLIC_EVENTS, &pe).bearer(&vtoken), 503)
-        .await;
-    api.expect(req("GET", "/health", "/health"), 200).await;
-
-    // Coverage: every operation answered its success status (webhooks: 501), and at least one
-    // error status wherever it declares some.
+/// Coverage: every operation answered its success status (webhooks: 501), and at least one
+/// error status wherever it declares some.
+fn coverage(api: &mut Api) {
+    api.section("coverage");
     let mut report = String::new();
     for (path, item) in api.doc["paths"].as_object().unwrap().clone() {
         for (method, op) in item.as_object().unwrap() {
             let key = (method.to_ascii_uppercase(), path.clone());
+            api.row = format!("{} {}", key.0, key.1);
             let seen = api.seen.get(&key).cloned().unwrap_or_default();
             let declared: BTreeSet<u16> = op["responses"]
                 .as_object()
@@ -1842,27 +1935,8 @@ async fn responses_match_the_openapi_document() {
         }
     }
     println!("{report}");
-    println!("openapi conformance: {} assertions", api.assertions);
-}
-
-/// RFC 3339 UTC for seconds since the epoch.
-fn iso(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // civil-from-days (Howard Hinnant)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    println!(
+        "openapi conformance: {} assertions, {} cases",
+        api.assertions, api.cases
+    );
 }
