@@ -12,6 +12,7 @@ ratio() {  # median over rounds of A.metric / B.metric (same round)
         END { for (r in x) if ((r in y) && y[r] > 0) print x[r]/y[r] }' "$RAW" | median
 }
 nrounds=$(awk '{print $1}' "$RAW" | sort -u | wc -l)
+has_base=$(awk '$2 ~ /^base_/ {print 1; exit}' "$RAW")
 
 cat "$R/machine.txt"
 echo
@@ -24,9 +25,22 @@ for r in read write; do
         "$(fmt "$x")" "$(verdict "$x" '>=' 0.6)" "$(fmt "$(med "shim_$r" p50_ms)")" "$(fmt "$(med "shim_$r" p99_ms)")" \
         "$(fmt "$(med "shim_$r" p999_ms)")" "$(fmt "$(med "shim_$r" shim_db_mean_ms)")" "$(fmt "$(med "shim_$r" mean_ms)")"
 done
+if [ -n "$has_base" ]; then
+    echo "Before/after, in the same rounds: baseline shim $(awk -F': ' '/^baseline shim:/{print $2}' "$R/machine.txt")"
+    echo "ratios are medians of per-round ratios; cur/base > 1 means the current shim is faster"
+    printf '%-6s %10s %10s %8s %10s %8s %9s %8s %8s\n' route pg_tps cur_rps cur/pg base_rps base/pg cur/base cur_p99 base_p99
+    for r in read write; do
+        printf '%-6s %10s %10s %8s %10s %8s %9s %8s %8s\n' "$r" "$(fmt "$(med "pg_$r" tps)" 0)" \
+            "$(fmt "$(med "shim_$r" tps)" 0)" "$(fmt "$(ratio "shim_$r" "pg_$r" tps)")" \
+            "$(fmt "$(med "base_$r" tps)" 0)" "$(fmt "$(ratio "base_$r" "pg_$r" tps)")" \
+            "$(fmt "$(ratio "shim_$r" "base_$r" tps)" 3)" "$(fmt "$(med "shim_$r" p99_ms)")" "$(fmt "$(med "base_$r" p99_ms)")"
+    done
+fi
 echo "CPU per request (µs, median): where the time goes on this 2-core machine"
 printf '%-12s %10s %10s %10s %10s\n' run postgres shim client total
-for v in shim_read pg_read shim_write pg_write; do
+variants="shim_read pg_read shim_write pg_write"
+[ -n "$has_base" ] && variants="shim_read base_read pg_read shim_write base_write pg_write"
+for v in $variants; do
     pg=$(med "$v" pg_cpu_us_per_req); sh=$(med "$v" shim_cpu_us_per_req); cl=$(med "$v" client_cpu_us_per_req)
     [ "$sh" = nan ] && sh=0
     printf '%-12s %10s %10s %10s %10s\n' "$v" "$(fmt "$pg" 0)" "$(fmt "$sh" 0)" "$(fmt "$cl" 0)" \

@@ -2,6 +2,7 @@
 # End-to-end benchmarks of ama-shim and the Thread Runtime API (issues 5 and 6).
 #
 #   bench/shim/run.sh [--quick]
+#   BASELINE_SHIM=/work/baseline/ama-shim-97a9787 bench/shim/run.sh --quick   # before/after
 #
 # Builds what it needs (release), runs the JWT micro-benchmark, then starts a throwaway cluster
 # (target/release/ama-harness exec) and the shim on a free 127.0.0.1 port, and measures:
@@ -18,6 +19,12 @@
 # THREADS (2), SIZES ("1000 10000 100000 1000000"), SSE_STREAMS (100), SSE_MESSAGES (50; --quick
 # 20), IDLE_CONNS (1000), JWT_N (20000), BENCH_SKIP_BUILD=1 (use the installed extension and
 # existing binaries as they are).
+# BASELINE_SHIM=/path/to/ama-shim: another ama-shim binary (e.g. built from an older commit) that
+# part 1 also measures, started with the same flags against the same cluster and data on another
+# free port, its runs interleaved with the current shim's in every round (which of the two goes
+# first alternates); the report adds the baseline's TPS, its ratio to pgbench and current/baseline.
+# Both shims stay up through part 1 and the baseline stops before parts 3-5. Without it, nothing
+# changes.
 set -euo pipefail
 
 SHIM_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +34,7 @@ QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "usage: bench/shim/run.sh [--quick]" >&2; exit 2 ;;
     esac
 done
@@ -51,6 +58,11 @@ done
 if ! command -v wrk >/dev/null; then
     log "wrk missing: installing with apt-get"
     apt-get install -y -qq wrk >/dev/null
+fi
+if [ -n "${BASELINE_SHIM:-}" ]; then
+    [ -x "$BASELINE_SHIM" ] || { echo "BASELINE_SHIM=$BASELINE_SHIM is not an executable file" >&2; exit 1; }
+    BASELINE_SHIM=$(readlink -f "$BASELINE_SHIM")
+    export BASELINE_SHIM
 fi
 mkdir -p "$RESULTS"
 rm -rf "$RESULTS/logs"; mkdir -p "$RESULTS/logs"
@@ -77,6 +89,8 @@ size=$(stat -c %s "$SO" 2>/dev/null || echo 0)
     echo "memory: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); pgbench: $(pgbench --version)"
+    [ -n "${BASELINE_SHIM:-}" ] &&
+        echo "baseline shim: $BASELINE_SHIM (sha256 $(sha256sum "$BASELINE_SHIM" | cut -c1-12), built $(date -u -r "$BASELINE_SHIM" '+%Y-%m-%d %H:%M UTC'))"
     echo "settings: BENCH_SECS=$BENCH_SECS BENCH_ROUNDS=$BENCH_ROUNDS CLIENTS=$CLIENTS THREADS=$THREADS SIZES='$SIZES' SSE_STREAMS=$SSE_STREAMS SSE_MESSAGES=$SSE_MESSAGES IDLE_CONNS=$IDLE_CONNS JWT_N=$JWT_N"
 } >"$RESULTS/machine.txt"
 cat "$RESULTS/machine.txt" >&2

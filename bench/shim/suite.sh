@@ -2,7 +2,9 @@
 # The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
 # PGUSER=postgres, PGDATABASE, PGPASSFILE exported for a throwaway cluster on 127.0.0.1).
 # Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
-# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS.
+# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS; optional BASELINE_SHIM (a second ama-shim binary,
+# started the same way on another port and measured in part 1 only, interleaved with the current
+# one: variants base_read/base_write in raw.txt).
 set -euo pipefail
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -18,12 +20,17 @@ RAW=$RESULTS/raw.txt          # "round variant metric value"
 mkdir -p "$RESULTS/logs"
 WORK=$(mktemp -d /tmp/ama-shim-bench.XXXXXX)
 SHIM_PID=
-cleanup() {
-    if [ -n "$SHIM_PID" ] && kill -0 "$SHIM_PID" 2>/dev/null; then
-        kill -TERM "$SHIM_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$SHIM_PID" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$SHIM_PID" 2>/dev/null || true
+BASE_PID=
+stop_pid() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$1" 2>/dev/null || true
     fi
+}
+cleanup() {
+    stop_pid "$SHIM_PID"
+    stop_pid "$BASE_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,7 +46,7 @@ pg_ticks() {   # postmaster + reaped children + live children
     done
     echo "$t"
 }
-shim_ticks() { awk '{print $14+$15}' "/proc/$SHIM_PID/stat"; }
+shim_ticks() { awk '{print $14+$15}' "/proc/${1:-$SHIM_PID}/stat"; }
 
 # --- identities, certificate, secret -------------------------------------------------------------
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -70,23 +77,38 @@ SQL
 [[ $AGENT_TOKEN == ama_eat_* ]] || { log "could not issue an agent token: $AGENT_TOKEN"; exit 1; }
 
 # --- the shim ------------------------------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-BASE=https://127.0.0.1:$PORT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ulimit -n "$(ulimit -Hn)"
 # The harness gave ama_authenticator a password (in $PGPASSFILE, which psql and pgbench read);
 # the shim gets it through its environment, never its command line.
 AUTH_PW=$(awk -F: '$4 == "ama_authenticator" {print $5; exit}' "$PGPASSFILE")
 [ -n "$AUTH_PW" ] || { log "no ama_authenticator password in \$PGPASSFILE"; exit 1; }
-AMA_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$PGPORT/$PGDATABASE" \
-"$ROOT/target/release/ama-shim" --listen "127.0.0.1:$PORT" --tls-cert "$WORK/cert.pem" \
-    --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
-    --log-level warn >"$RESULTS/logs/shim.log" 2>&1 &
-SHIM_PID=$!
-for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$PORT/health" --resolve "localhost:$PORT:127.0.0.1" >/dev/null && break; sleep 0.2; done
+start_shim() {   # binary port log -> pid in $STARTED_PID, once /ready answers
+    local bin=$1 port=$2 logf=$3
+    AMA_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$PGPORT/$PGDATABASE" \
+    "$bin" --listen "127.0.0.1:$port" --tls-cert "$WORK/cert.pem" \
+        --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
+        --log-level warn >"$logf" 2>&1 &
+    STARTED_PID=$!
+    for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$port/health" --resolve "localhost:$port:127.0.0.1" >/dev/null && break; sleep 0.2; done
+    curl -sSf --cacert "$WORK/cert.pem" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/ready" >/dev/null ||
+        { log "shim $bin not ready"; cat "$logf" >&2; exit 1; }
+}
+PORT=$(free_port)
+start_shim "$ROOT/target/release/ama-shim" "$PORT" "$RESULTS/logs/shim.log"
+SHIM_PID=$STARTED_PID
 CURL=(curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
 URL=https://localhost:$PORT
-"${CURL[@]}" -f "$URL/ready" >/dev/null || { log "shim not ready"; cat "$RESULTS/logs/shim.log" >&2; exit 1; }
 log "shim pid $SHIM_PID on 127.0.0.1:$PORT (pool size default 16)"
+if [ -n "${BASELINE_SHIM:-}" ]; then
+    # Same flags, same cluster, same certificate and secret; another port. Part 1 only.
+    BPORT=$(free_port)
+    start_shim "$BASELINE_SHIM" "$BPORT" "$RESULTS/logs/shim-baseline.log"
+    BASE_PID=$STARTED_PID
+    BCURL=(curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$BPORT:127.0.0.1")
+    BURL=https://localhost:$BPORT
+    log "baseline shim ($BASELINE_SHIM) pid $BASE_PID on 127.0.0.1:$BPORT"
+fi
 
 jwt_of() { python3 "$SHIM_DIR/tools.py" jwt "$WORK/jwt_secret" "$1"; }
 # thread with the agent and user $1, created through the API by the agent
@@ -131,6 +153,10 @@ SQL
 # sanity: both paths answer 200 with the same shape
 "${CURL[@]}" -f -H "Authorization: Bearer $JWT0" "$URL/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("shim read ok:", len(d["events"]), "events")' >&2
+if [ -n "$BASE_PID" ]; then
+    "${BCURL[@]}" -f -H "Authorization: Bearer $JWT0" "$BURL/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("baseline shim read ok:", len(d["events"]), "events")' >&2
+fi
 q -U ama_authenticator -h 127.0.0.1 -f "$WORK/pg_read.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("ama.request status", d.get("status"), "keys", sorted(d)[:6])' >&2
 
 pgbench_run() {   # name script -> "tps p50_ms p99_ms"
@@ -153,14 +179,20 @@ pgbench_run() {   # name script -> "tps p50_ms p99_ms"
     raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$xacts" 'BEGIN{print s*1e6/n}')"
     log "  pgbench $name: $tps tps, mean $lat ms"
 }
-metric_sum() { "${CURL[@]}" "$URL/metrics" | awk -v m="$1" '$1==m {print $2}'; }
-wrk_run() {   # name lua
+metric_sum() {   # metric [port]; empty when the shim does not export it
+    local p=${2:-$PORT}
+    curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$p:127.0.0.1" "https://localhost:$p/metrics" |
+        awk -v m="$1" '$1==m {print $2}'
+}
+wrk_run() {   # name lua [baseline]: the current shim, or the baseline one with a third argument
     local name=$1 lua=$2 out=$RESULTS/logs/$1.r$ROUND.log
+    local pid=$SHIM_PID port=$PORT
+    if [ -n "${3:-}" ]; then pid=$BASE_PID; port=$BPORT; fi
     local p0 s0 c0 n0 p1 s1 c1 n1
-    p0=$(pg_ticks); s0=$(shim_ticks); c0=$(metric_sum ama_shim_db_seconds_sum); n0=$(metric_sum ama_shim_db_seconds_count)
+    p0=$(pg_ticks); s0=$(shim_ticks "$pid"); c0=$(metric_sum ama_shim_db_seconds_sum "$port"); n0=$(metric_sum ama_shim_db_seconds_count "$port")
     { time env JWT="$JWT0" THREAD="$T0" AFTER_SEQ="$AFTER0" BENCH_SHIM_DIR="$SHIM_DIR" \
-        wrk -t"$THREADS" -c"$CLIENTS" -d"${SECS}s" --latency -s "$SHIM_DIR/$lua" "$BASE" >"$out" 2>&1 ; } 2>"$out.time"
-    p1=$(pg_ticks); s1=$(shim_ticks); c1=$(metric_sum ama_shim_db_seconds_sum); n1=$(metric_sum ama_shim_db_seconds_count)
+        wrk -t"$THREADS" -c"$CLIENTS" -d"${SECS}s" --latency -s "$SHIM_DIR/$lua" "https://127.0.0.1:$port" >"$out" 2>&1 ; } 2>"$out.time"
+    p1=$(pg_ticks); s1=$(shim_ticks "$pid"); c1=$(metric_sum ama_shim_db_seconds_sum "$port"); n1=$(metric_sum ama_shim_db_seconds_count "$port")
     local line; line=$(grep '^RESULT' "$out") || { log "wrk $name: no result"; cat "$out" >&2; return 1; }
     read -r _ _ reqs _ _ _ rps _ p50 _ p99 _ p999 _ mean _ _ _ serr _ sockerr <<<"$line"
     [ "$serr" = 0 ] && [ "$sockerr" = 0 ] || { log "wrk $name: $serr HTTP errors, $sockerr socket errors"; cat "$out" >&2; return 1; }
@@ -168,23 +200,37 @@ wrk_run() {   # name lua
     raw "$ROUND" "$name" tps "$rps"; raw "$ROUND" "$name" p50_ms "$(awk -v x="$p50" 'BEGIN{print x/1000}')"
     raw "$ROUND" "$name" p99_ms "$(awk -v x="$p99" 'BEGIN{print x/1000}')"; raw "$ROUND" "$name" p999_ms "$(awk -v x="$p999" 'BEGIN{print x/1000}')"
     raw "$ROUND" "$name" mean_ms "$(awk -v x="$mean" 'BEGIN{print x/1000}')"
-    raw "$ROUND" "$name" shim_db_mean_ms "$(awk -v a="$c0" -v b="$c1" -v x="$n0" -v y="$n1" 'BEGIN{print (b-a)*1000/(y-x)}')"
+    raw "$ROUND" "$name" shim_db_mean_ms "$(awk -v a="$c0" -v b="$c1" -v x="$n0" -v y="$n1" 'BEGIN{print (x=="" || y=="" || y-x<=0) ? "nan" : (b-a)*1000/(y-x)}')"
     raw "$ROUND" "$name" shim_cpu_us_per_req "$(awk -v d=$((s1 - s0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
     raw "$ROUND" "$name" pg_cpu_us_per_req "$(awk -v d=$((p1 - p0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
     raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$reqs" 'BEGIN{print s*1e6/n}')"
     log "  wrk $name: $rps req/s, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
 }
 
-log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds"
+log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds${BASE_PID:+, with the baseline shim}"
 for ROUND in $(seq "$BENCH_ROUNDS"); do
-    if [ $((ROUND % 2)) = 1 ]; then
-        wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"
-        pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run shim_write write.lua
+    if [ -z "$BASE_PID" ]; then
+        if [ $((ROUND % 2)) = 1 ]; then
+            wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"
+            pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run shim_write write.lua
+        else
+            pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run shim_read read.lua
+            wrk_run shim_write write.lua; pgbench_run pg_write "$WORK/pg_write.sql"
+        fi
+    # with a baseline: it runs next to the current shim in every round, and which of the two goes
+    # first alternates from route to route and from round to round
+    elif [ $((ROUND % 2)) = 1 ]; then
+        wrk_run shim_read read.lua; wrk_run base_read read.lua baseline; pgbench_run pg_read "$WORK/pg_read.sql"
+        pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run base_write write.lua baseline; wrk_run shim_write write.lua
     else
-        pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run shim_read read.lua
-        wrk_run shim_write write.lua; pgbench_run pg_write "$WORK/pg_write.sql"
+        pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run base_read read.lua baseline; wrk_run shim_read read.lua
+        wrk_run shim_write write.lua; wrk_run base_write write.lua baseline; pgbench_run pg_write "$WORK/pg_write.sql"
     fi
 done
+if [ -n "$BASE_PID" ]; then
+    stop_pid "$BASE_PID"; BASE_PID=
+    log "baseline shim stopped (parts 3-5 measure the current shim only)"
+fi
 
 # --- 3. RSS with idle keep-alive connections ------------------------------------------------------
 log "3. shim RSS with $IDLE_CONNS idle keep-alive TLS connections"
