@@ -19,7 +19,7 @@ use ama_core::gcra::{ceil_secs, Decision, Policy, NS_PER_SEC};
 use ama_core::net::limit_scope;
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 
-use crate::db::Rate;
+use ama_core::envelope::Rate;
 
 /// One minute in nanoseconds: the period of every shim-side policy.
 pub const MINUTE_NS: u64 = 60 * NS_PER_SEC;

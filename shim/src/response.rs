@@ -11,10 +11,11 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Map, Value};
 
-use crate::db::{DbError, Envelope, Rate};
+use crate::db::DbError;
 use crate::errors::{ApiError, WWW_AUTHENTICATE as WWW_AUTH_VALUE};
 use crate::limiter::Verdict;
 use crate::metrics::Metrics;
+use ama_core::envelope::{Envelope, Rate};
 
 /// The body type of every response.
 pub type Body = BoxBody<Bytes, Infallible>;
