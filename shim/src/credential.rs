@@ -142,19 +142,8 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::tests::headers;
     use ama_core::token::generate;
-    use http::header::{HeaderName, HeaderValue};
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        h
-    }
 
     #[test]
     fn credential_kinds() {

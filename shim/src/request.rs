@@ -86,12 +86,13 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use http::header::{HeaderName, HeaderValue};
     use serde_json::json;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map from name/value pairs (repeats kept), for the tests of this crate.
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(
