@@ -35,6 +35,12 @@ if [ -n "$has_base" ]; then
             "$(fmt "$(med "base_$r" tps)" 0)" "$(fmt "$(ratio "base_$r" "pg_$r" tps)")" \
             "$(fmt "$(ratio "shim_$r" "base_$r" tps)" 3)" "$(fmt "$(med "shim_$r" p99_ms)")" "$(fmt "$(med "base_$r" p99_ms)")"
     done
+    echo "the shim's own path, no database (POST with a body that is not JSON -> 400):"
+    printf '%-6s %10s %10s %9s %12s %12s
+' route cur_rps base_rps cur/base cur_cpu_us base_cpu_us
+    printf '%-6s %10s %10s %9s %12s %12s
+' nodb "$(fmt "$(med shim_nodb tps)" 0)" "$(fmt "$(med base_nodb tps)" 0)" \
+        "$(fmt "$(ratio shim_nodb base_nodb tps)" 3)" "$(fmt "$(med shim_nodb shim_cpu_us_per_req)" 1)" "$(fmt "$(med base_nodb shim_cpu_us_per_req)" 1)"
 fi
 echo "CPU per request (µs, median): where the time goes on this 2-core machine"
 printf '%-12s %10s %10s %10s %10s\n' run postgres shim client total
