@@ -55,9 +55,14 @@ pub struct Options {
     #[arg(long, env = "AMA_DB_CONNECT_TIMEOUT_MS", default_value = "2000")]
     pub db_connect_timeout_ms: u64,
     /// statement_timeout sent to PostgreSQL at connect (0 = do not send, e.g. behind a pgbouncer
-    /// that rejects startup options); the shim also gives up 1 s after it, in ms.
+    /// that rejects startup options), in ms.
     #[arg(long, env = "AMA_DB_STATEMENT_TIMEOUT_MS", default_value = "5000")]
     pub db_statement_timeout_ms: u64,
+    /// The whole of one request's database work (pool wait and call), in ms: past it the request
+    /// gets 503 with Retry-After and the statement is cancelled, so a frozen database never holds
+    /// a client longer.
+    #[arg(long, env = "AMA_DB_DEADLINE_MS", default_value = "3000")]
+    pub db_deadline_ms: u64,
     /// HS256 shared secret for user JWTs (prefer --jwt-secret-file).
     #[arg(long, env = "AMA_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
@@ -270,6 +275,7 @@ pub struct Config {
     pub pool_timeout: Duration,
     pub db_connect_timeout: Duration,
     pub db_statement_timeout: Duration,
+    pub db_deadline: Duration,
     pub jwt_secret: Option<SecretString>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
@@ -374,6 +380,7 @@ impl TryFrom<Options> for Config {
             pool_timeout: ms(o.pool_timeout_ms),
             db_connect_timeout: ms(o.db_connect_timeout_ms),
             db_statement_timeout: ms(o.db_statement_timeout_ms),
+            db_deadline: ms(o.db_deadline_ms.max(1)),
             jwt_secret,
             jwks_file: o.jwks_file,
             jwks_url: o.jwks_url,

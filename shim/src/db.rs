@@ -43,7 +43,22 @@ pub enum DbSetupError {
 pub struct Db {
     pool: Pool,
     pg_config: tokio_postgres::Config,
-    call_timeout: Duration,
+    deadline: Duration,
+}
+
+/// How long each step with the database may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbTimeouts {
+    /// Longest wait for a free pooled connection.
+    pub pool_wait: Duration,
+    /// Longest TCP + startup of a new connection.
+    pub connect: Duration,
+    /// `statement_timeout` sent at connect (zero: none sent, e.g. behind some poolers).
+    pub statement: Duration,
+    /// The whole of one request's database work (pool wait and call): past it the request gets
+    /// 503 with `Retry-After`, the statement is cancelled and its connection dropped, so a frozen
+    /// database never holds a client longer than this.
+    pub deadline: Duration,
 }
 
 /// Builds the connection configuration from the authenticator's connection string.
@@ -71,14 +86,8 @@ pub fn pg_config(
 }
 
 impl Db {
-    pub fn new(
-        url: &str,
-        pool_size: usize,
-        pool_timeout: Duration,
-        connect_timeout: Duration,
-        statement_timeout: Duration,
-    ) -> Result<Db, DbSetupError> {
-        let cfg = pg_config(url, connect_timeout, statement_timeout)?;
+    pub fn new(url: &str, pool_size: usize, t: DbTimeouts) -> Result<Db, DbSetupError> {
+        let cfg = pg_config(url, t.connect, t.statement)?;
         let mgr = Manager::from_config(
             cfg.clone(),
             NoTls,
@@ -88,20 +97,15 @@ impl Db {
         );
         let pool = Pool::builder(mgr)
             .max_size(pool_size)
-            .wait_timeout(Some(pool_timeout))
-            .create_timeout(Some(connect_timeout))
-            .recycle_timeout(Some(connect_timeout))
+            .wait_timeout(Some(t.pool_wait.min(t.deadline)))
+            .create_timeout(Some(t.connect.min(t.deadline)))
+            .recycle_timeout(Some(t.connect.min(t.deadline)))
             .runtime(Runtime::Tokio1)
             .build()?;
-        let call_timeout = if statement_timeout.is_zero() {
-            Duration::from_secs(30)
-        } else {
-            statement_timeout + Duration::from_secs(1)
-        };
         Ok(Db {
             pool,
             pg_config: cfg,
-            call_timeout,
+            deadline: t.deadline,
         })
     }
 
@@ -142,20 +146,37 @@ impl Db {
         args: &Value,
     ) -> Result<(Envelope, Duration), DbError> {
         let start = Instant::now();
-        let client = self.client().await?;
+        let deadline = tokio::time::Instant::from_std(start + self.deadline);
+        let client = match tokio::time::timeout_at(deadline, self.client()).await {
+            Ok(c) => c?,
+            Err(_) => {
+                return Err(DbError::Unavailable(
+                    "request deadline reached waiting for a database connection".into(),
+                ))
+            }
+        };
         let call = async {
             let stmt = client.prepare_cached(REQUEST_SQL).await?;
             client
                 .query_opt(&stmt, &[&route, &kind, &credential, &claims, &ip, args])
                 .await
         };
-        let result = tokio::time::timeout(self.call_timeout, call).await;
+        let result = tokio::time::timeout_at(deadline, call).await;
         let elapsed = start.elapsed();
         match result {
             Err(_) => {
-                // the connection is mid-statement: never give it back to the pool
+                // the connection is mid-statement: cancel the statement (bounded: a frozen server
+                // may not answer that either) and never give the connection back to the pool
+                let cancel = client.cancel_token();
                 drop(Object::take(client));
-                Err(DbError::Unavailable("database call timed out".into()))
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query(NoTls))
+                            .await;
+                });
+                Err(DbError::Unavailable(
+                    "request deadline reached in the database".into(),
+                ))
             }
             Ok(Err(e)) => {
                 if let Some(db) = e.as_db_error() {

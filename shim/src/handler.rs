@@ -115,7 +115,18 @@ async fn shim_endpoint(app: &App, target: Target, rid: &str) -> Response<Body> {
         ),
         Target::Ready => {
             if app.db.ready(Duration::from_secs(1)).await {
-                json_response(200, &json!({"status": "ready"}), rid)
+                // live delivery degrades to the streams' periodic re-poll while the listener
+                // reconnects: reported, not a reason to take the shim out of rotation
+                let events = if app.metrics.listener_connected() {
+                    "connected"
+                } else {
+                    "reconnecting"
+                };
+                json_response(
+                    200,
+                    &json!({"status": "ready", "events_listener": events}),
+                    rid,
+                )
             } else {
                 error_response(&ApiError::status(503, "database unreachable"), rid)
             }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ama_core::events;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -29,19 +30,54 @@ pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
     Some(Notice::Thread(Arc::from(thread), seq))
 }
 
-/// Runs the shared listener until shutdown, reconnecting after database restarts.
+/// The reconnect delay: doubles after each failed attempt up to a cap, and starts again from
+/// the first step once a connection has been made, so live delivery resumes within `FIRST` of the
+/// database's return however long the outage was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(250);
+    pub const MAX: Duration = Duration::from_secs(1);
+
+    /// The delay before the next attempt; the one after it is twice as long (up to [`Self::MAX`]).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        d
+    }
+
+    /// A connection succeeded.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+}
+
+/// Runs the shared listener until shutdown, reconnecting after database restarts. `connected`
+/// is 1 while the LISTEN connection is up (`/ready` and `/metrics` report it).
 pub async fn run_listener(
     mut cfg: tokio_postgres::Config,
     tx: broadcast::Sender<Notice>,
     mut shutdown: watch::Receiver<bool>,
+    connected: Gauge,
 ) {
     cfg.keepalives_idle(Duration::from_secs(30));
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::default();
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match listen_once(&cfg, &tx, &mut shutdown).await {
+        let result = listen_once(&cfg, &tx, &mut shutdown, &mut backoff, &connected).await;
+        connected.set(0);
+        match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "event listener disconnected; reconnecting");
@@ -50,10 +86,9 @@ pub async fn run_listener(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shutdown.changed() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -80,6 +115,8 @@ async fn listen_once(
     cfg: &tokio_postgres::Config,
     tx: &broadcast::Sender<Notice>,
     shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
+    connected: &Gauge,
 ) -> Result<(), ListenError> {
     let (client, mut conn) = cfg.connect(NoTls).await.map_err(ListenError::Connect)?;
     let (ntx, mut nrx) = mpsc::unbounded_channel::<Result<String, ListenError>>();
@@ -115,6 +152,8 @@ async fn listen_once(
             .ok_or(ListenError::BadEventsKey)?;
         client.batch_execute(LISTEN_SQL).await.map_err(ListenError::Listen)?;
         tracing::info!("event listener connected");
+        backoff.reset();
+        connected.set(1);
         let _ = tx.send(Notice::All);
         let mut check = tokio::time::interval(Duration::from_secs(30));
         check.tick().await;
@@ -148,6 +187,15 @@ async fn listen_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets_after_a_connection() {
+        let mut b = Backoff::default();
+        let delays: Vec<u128> = (0..7).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [250, 500, 1000, 1000, 1000, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Backoff::FIRST);
+    }
 
     #[test]
     fn listens_on_the_channel() {

@@ -66,6 +66,7 @@ pub struct Metrics {
     pool: [Gauge; 4],
     connections: Gauge,
     sse_streams: Gauge,
+    listener_connected: Gauge,
 }
 
 /// Pool numbers sampled when rendering.
@@ -88,6 +89,7 @@ impl Default for Metrics {
         let pool: [Gauge; 4] = Default::default();
         let connections = Gauge::default();
         let sse_streams = Gauge::default();
+        let listener_connected = Gauge::default();
         // counters get their `_total` suffix from the encoder
         registry.register(
             "ama_shim_requests",
@@ -141,6 +143,11 @@ impl Default for Metrics {
                 &connections,
             ),
             ("ama_shim_sse_streams", "Open event streams", &sse_streams),
+            (
+                "ama_shim_listener_connected",
+                "1 while the LISTEN connection that wakes the event streams is up",
+                &listener_connected,
+            ),
         ] {
             registry.register(name, help, g.clone());
         }
@@ -154,6 +161,7 @@ impl Default for Metrics {
             pool,
             connections,
             sse_streams,
+            listener_connected,
         }
     }
 }
@@ -197,6 +205,16 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.connections.dec();
+    }
+
+    /// The gauge the event listener sets (1 connected, 0 reconnecting).
+    pub fn listener_gauge(&self) -> Gauge {
+        self.listener_connected.clone()
+    }
+
+    /// Whether the event listener is connected now.
+    pub fn listener_connected(&self) -> bool {
+        self.listener_connected.get() == 1
     }
 
     pub fn stream_opened(&self) {

@@ -17,6 +17,9 @@ use crate::limiter::Verdict;
 use crate::metrics::Metrics;
 use ama_core::envelope::{Envelope, Rate};
 
+/// `Retry-After` (seconds) on every 503: the database is down or slow, the pool is exhausted.
+pub const UNAVAILABLE_RETRY_AFTER: &str = "2";
+
 /// The body type of every response.
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -100,6 +103,12 @@ pub fn json_response(status: u16, body: &Value, request_id: &str) -> Response<Bo
         resp.headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTH_VALUE));
     }
+    if status == 503 {
+        resp.headers_mut().insert(
+            RETRY_AFTER,
+            HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
+        );
+    }
     resp
 }
 
@@ -169,7 +178,11 @@ pub fn db_error_response(metrics: &Metrics, e: &DbError, rid: &str) -> Response<
         }
         DbError::Sql { code, message } => {
             let api = ApiError::from_sqlstate(code, message);
-            if api.status >= 500 {
+            if api.status == 503 {
+                // expected while the database restarts or sheds load (57P01, 57014, 40001, ...)
+                metrics.db_error("sql");
+                tracing::warn!(sqlstate = %code, error = %message, "database temporarily unavailable");
+            } else if api.status >= 500 {
                 metrics.db_error("sql");
                 tracing::error!(sqlstate = %code, error = %message, "database error");
             }
@@ -233,6 +246,17 @@ mod tests {
         assert_eq!(r.headers()[WWW_AUTHENTICATE], WWW_AUTH_VALUE);
         assert_eq!(r.headers()[&X_REQUEST_ID], "rid-1");
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        assert!(!r.headers().contains_key(RETRY_AFTER));
+        let r = error_response(&ApiError::unavailable(), "rid-3");
+        assert_eq!(r.headers()[RETRY_AFTER], UNAVAILABLE_RETRY_AFTER);
+        let m = Metrics::default();
+        let down = DbError::Sql {
+            code: "57P01".into(),
+            message: "terminating connection".into(),
+        };
+        let r = db_error_response(&m, &down, "rid-4");
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[RETRY_AFTER], UNAVAILABLE_RETRY_AFTER);
     }
 
     #[test]

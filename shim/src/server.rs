@@ -16,7 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
-use crate::db::{Db, DbSetupError};
+use crate::db::{Db, DbSetupError, DbTimeouts};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
 use crate::limiter::ShimLimits;
 use crate::metrics::Metrics;
@@ -49,9 +49,12 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
     let db = Db::new(
         secrecy::ExposeSecret::expose_secret(&cfg.database_url),
         cfg.pool_size,
-        cfg.pool_timeout,
-        cfg.db_connect_timeout,
-        cfg.db_statement_timeout,
+        DbTimeouts {
+            pool_wait: cfg.pool_timeout,
+            connect: cfg.db_connect_timeout,
+            statement: cfg.db_statement_timeout,
+            deadline: cfg.db_deadline,
+        },
     )?;
     let verifier = Verifier::new(
         ClaimRules {
@@ -212,6 +215,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         app.db.pg_config().clone(),
         app.notices.clone(),
         shutdown_rx.clone(),
+        app.metrics.listener_gauge(),
     ));
     if app.verifier.source().is_configured() {
         let app = app.clone();

@@ -46,6 +46,10 @@ pub fn frame(event: &Value, seq: i64) -> String {
 
 pub const HEARTBEAT: &str = ": ping\n\n";
 
+/// The first frame of every stream: how long a client waits before reconnecting (with
+/// `Last-Event-ID`) when the stream ends, in milliseconds, so clients back off during an outage.
+pub const RETRY_HINT: &str = "retry: 2000\n\n";
+
 /// The `events` and `has_more` of a poll result.
 pub fn page(body: &Value) -> (Vec<(i64, &Value)>, bool) {
     let events = body
@@ -258,8 +262,9 @@ pub async fn open(
         app.metrics.stream_opened();
         let thread = req.thread_id.to_ascii_lowercase();
         let mut last: Option<i64> = after.as_deref().and_then(|a| a.parse().ok());
+        let hinted = tx.send(Bytes::from_static(RETRY_HINT.as_bytes())).await.is_ok();
         let (alive, more) = emit(&tx, &env.body, &mut last).await;
-        let mut ok = alive;
+        let mut ok = hinted && alive;
         if ok && more {
             ok = catch_up(&poller, &tx, &mut last, None).await;
         }

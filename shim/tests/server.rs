@@ -244,10 +244,16 @@ async fn end_to_end_without_database() {
         )
         .await;
     assert_error(&r, 503, "UNAVAILABLE");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("2"),
+        "every 503 says when to retry"
+    );
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert!(r.header("server-timing").is_some());
     let r = shim.send(false, "GET", "/ready", &[], None).await;
     assert_error(&r, 503, "UNAVAILABLE");
+    assert_eq!(r.header("retry-after"), Some("2"));
     // the event stream answers a plain JSON error when its first poll fails
     let r = shim
         .send(

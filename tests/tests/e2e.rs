@@ -225,6 +225,10 @@ async fn agent_lifecycle_token_thread_messages_events_revocation() {
         );
     }
     assert!(!text.contains("id: 2\n"));
+    assert!(
+        text.starts_with("retry: 2000\n\n"),
+        "the stream opens with a reconnect hint:\n{text}"
+    );
 
     // Non-participants get 404 on every thread route, never 403.
     let m = s.jwt(MALLORY);
@@ -653,6 +657,11 @@ async fn database_restart_gives_503_then_recovers_without_a_shim_restart() {
     let r = s.client.get("/api/v1/chat/threads", Some(&alice)).await;
     assert_eq!(r.status, 503, "{:?}", r.json());
     assert_eq!(r.json()["code"], "UNAVAILABLE");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("2"),
+        "every 503 says when to retry"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "503 took {:?}",
@@ -678,6 +687,18 @@ async fn database_restart_gives_503_then_recovers_without_a_shim_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(ok, "the shim did not recover after the database came back");
+    // the LISTEN connection reconnects by itself (its backoff is capped at 1 s and resets after
+    // a success) and says so in /ready
+    let mut listening = false;
+    for _ in 0..50 {
+        let r = s.client.get("/ready", None).await;
+        if r.status == 200 && r.json()["events_listener"] == "connected" {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(listening, "the event listener did not reconnect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -845,4 +866,109 @@ async fn tls_1_1_and_older_are_refused() {
         let negotiated = text.contains("Cipher is") && !text.contains("Cipher is (NONE)");
         assert_eq!(negotiated, accepted, "{flag}: {text}");
     }
+}
+
+/// Every process of a cluster: its postmaster and the postmaster's children.
+fn cluster_pids(data: &std::path::Path) -> Vec<i32> {
+    let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).expect("postmaster.pid");
+    let postmaster: i32 = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("postmaster pid");
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // the parent pid is the second field after the parenthesised command name
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Stops every process of a cluster (a stalled disk or a partition: sockets stay open, nothing
+/// answers) until dropped.
+struct Frozen(Vec<i32>);
+
+impl Frozen {
+    fn new(data: &std::path::Path) -> Frozen {
+        let pids = cluster_pids(data);
+        for p in &pids {
+            // SAFETY: kill(2) on pids of the test's own cluster
+            unsafe { libc::kill(*p, libc::SIGSTOP) };
+        }
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            // SAFETY: as above
+            unsafe { libc::kill(*p, libc::SIGCONT) };
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_gets_prompt_503s_and_the_shim_recovers_by_itself() {
+    let s = Stack::start(&["--db-deadline-ms", "1500"]);
+    setup_users(&s).await;
+    let alice = s.jwt(ALICE);
+    assert_eq!(
+        s.client
+            .get("/api/v1/chat/threads", Some(&alice))
+            .await
+            .status,
+        200
+    );
+    let frozen = Frozen::new(&s.cluster.data);
+    // several requests at once: each is bounded by the deadline, not by the database
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let client = s.client.clone();
+        let alice = alice.clone();
+        waits.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = client.get("/api/v1/chat/threads", Some(&alice)).await;
+            (
+                r.status,
+                r.header("retry-after").map(str::to_string),
+                started.elapsed(),
+            )
+        }));
+    }
+    for w in waits {
+        let (status, retry_after, took) = w.await.expect("request task");
+        assert_eq!(status, 503, "a frozen database is unavailable");
+        assert_eq!(retry_after.as_deref(), Some("2"));
+        // the deadline is 1.5 s; the bound only proves there is no hang
+        assert!(took < Duration::from_secs(8), "503 took {took:?}");
+    }
+    assert_eq!(s.client.get("/health", None).await.status, 200);
+    drop(frozen);
+    let mut ok = false;
+    for _ in 0..50 {
+        if s.client
+            .get("/api/v1/chat/threads", Some(&alice))
+            .await
+            .status
+            == 200
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "the shim did not recover after the database thawed");
 }

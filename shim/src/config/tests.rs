@@ -77,6 +77,7 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("5000"),
         Some("db_statement_timeout: 5s"),
     ),
+    ("db_deadline_ms", Some("3000"), Some("db_deadline: 3s")),
     ("jwt_secret", None, Some("jwt_secret: None")),
     ("jwt_secret_file", None, None),
     ("jwks_file", None, Some("jwks_file: None")),
