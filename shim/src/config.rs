@@ -140,6 +140,10 @@ pub struct Options {
     /// Maximum concurrent client connections (at most 1000000).
     #[arg(long, env = "AMA_MAX_CONNECTIONS", default_value = "10000")]
     pub max_connections: usize,
+    /// Maximum concurrent client connections from one client address (an IPv6 client by its
+    /// /64); peers in --trusted-proxies are exempt. One address cannot take every slot.
+    #[arg(long, env = "AMA_MAX_CONNECTIONS_PER_IP", default_value = "256")]
+    pub max_connections_per_ip: usize,
     /// Longest wait for in-flight requests at shutdown, in ms.
     #[arg(long, env = "AMA_SHUTDOWN_TIMEOUT_MS", default_value = "10000")]
     pub shutdown_timeout_ms: u64,
@@ -296,6 +300,7 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub shutdown_timeout: Duration,
     pub sse_heartbeat: Duration,
     pub sse_recheck: Duration,
@@ -401,6 +406,10 @@ impl TryFrom<Options> for Config {
             header_read_timeout: ms(o.header_read_timeout_ms),
             request_timeout: ms(o.request_timeout_ms),
             max_connections: at_least_one("max_connections", o.max_connections.min(1_000_000))?,
+            max_connections_per_ip: at_least_one(
+                "max_connections_per_ip",
+                o.max_connections_per_ip.min(1_000_000),
+            )?,
             shutdown_timeout: ms(o.shutdown_timeout_ms),
             sse_heartbeat: secs_min_1(o.sse_heartbeat_secs),
             sse_recheck: secs_min_1(o.sse_recheck_secs),

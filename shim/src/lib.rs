@@ -9,6 +9,7 @@
 //! `ama.request` call) or `stream` (SSE, woken by `listener`) → `response` (envelope to HTTP).
 
 pub mod config;
+pub mod conn_limit;
 pub mod context;
 pub mod credential;
 pub mod db;
@@ -37,6 +38,8 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// The shim's own limits: refused credentials and its own endpoints.
     pub limits: limiter::ShimLimits,
+    /// Connections per client address.
+    pub conn_limit: std::sync::Arc<conn_limit::ConnLimit>,
     pub notices: tokio::sync::broadcast::Sender<listener::Notice>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -67,6 +67,7 @@ pub struct Metrics {
     connections: Gauge,
     sse_streams: Gauge,
     listener_connected: Gauge,
+    connections_refused: Counter,
 }
 
 /// Pool numbers sampled when rendering.
@@ -90,6 +91,12 @@ impl Default for Metrics {
         let connections = Gauge::default();
         let sse_streams = Gauge::default();
         let listener_connected = Gauge::default();
+        let connections_refused = Counter::default();
+        registry.register(
+            "ama_shim_connections_refused",
+            "Connections closed at accept because their address held --max-connections-per-ip",
+            connections_refused.clone(),
+        );
         // counters get their `_total` suffix from the encoder
         registry.register(
             "ama_shim_requests",
@@ -162,6 +169,7 @@ impl Default for Metrics {
             connections,
             sse_streams,
             listener_connected,
+            connections_refused,
         }
     }
 }
@@ -215,6 +223,10 @@ impl Metrics {
     /// Whether the event listener is connected now.
     pub fn listener_connected(&self) -> bool {
         self.listener_connected.get() == 1
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     pub fn stream_opened(&self) {

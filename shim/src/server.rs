@@ -16,6 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Config;
+use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::db::{Db, DbSetupError, DbTimeouts};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
 use crate::limiter::ShimLimits;
@@ -79,7 +80,9 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         cfg.shim_endpoint_limit,
         cfg.limiter_keys,
     );
+    let conn_limit = ConnLimit::new(cfg.max_connections_per_ip);
     Ok(Arc::new(App {
+        conn_limit,
         cfg,
         db,
         verifier,
@@ -140,7 +143,7 @@ async fn serve_conn(
     peer: SocketAddr,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
-    _permit: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, Option<ConnSlot>),
 ) {
     app.metrics.connection_opened();
     let _guard = ConnGuard(app.clone());
@@ -177,6 +180,12 @@ async fn serve_conn(
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// Whether the socket peer is one of the trusted reverse proxies.
+fn is_trusted_proxy(app: &App, peer: SocketAddr) -> bool {
+    let ip = crate::net::canonical(peer.ip());
+    app.cfg.trusted_proxies.iter().any(|n| n.contains(&ip))
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -260,6 +269,20 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             _ = sigint.recv() => break,
             _ = sighup.recv() => { reload(&app, &tls).await; continue; }
         };
+        // one address may not take every slot; trusted proxies carry many clients and are exempt
+        let slot = if is_trusted_proxy(&app, peer) {
+            None
+        } else {
+            match app.conn_limit.admit(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    app.metrics.connection_refused();
+                    tracing::debug!(%peer, "connection refused: too many from this address");
+                    drop(tcp);
+                    continue;
+                }
+            }
+        };
         tokio::spawn(serve_conn(
             app.clone(),
             tls.current(),
@@ -267,7 +290,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             peer,
             builder.clone(),
             graceful.watcher(),
-            permit,
+            (permit, slot),
         ));
     }
     tracing::info!("shutting down: draining in-flight requests");

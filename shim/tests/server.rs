@@ -656,3 +656,49 @@ async fn metrics_allow_list_cannot_be_spoofed() {
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("ama_shim_requests_total"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection() {
+    use tokio::io::AsyncReadExt;
+    let shim = start("perip", &["--max-connections-per-ip", "2"]);
+    // two connections that never send anything hold this address's two slots
+    let held1 = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("first");
+    let held2 = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("second");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // a third from the same address is closed at once, without waiting for anything
+    let mut third = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("third connects (the kernel accepts it)");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("the shim closes the third connection instead of holding it");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "closed, not answered: {read:?}"
+    );
+    // a held connection is still open: reading from it waits
+    let mut held1 = held1;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), held1.read(&mut buf))
+            .await
+            .is_err(),
+        "the first connection is still held open"
+    );
+    // closing one gives its slot back
+    drop(held1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = shim.send(false, "GET", "/health", &[], None).await;
+    assert_eq!(r.status, 200);
+    drop(held2);
+    let metrics = shim.send(false, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains("ama_shim_connections_refused_total 1"),
+        "{text}"
+    );
+}

@@ -140,6 +140,11 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("max_connections: 10000"),
     ),
     (
+        "max_connections_per_ip",
+        Some("256"),
+        Some("max_connections_per_ip: 256"),
+    ),
+    (
         "shutdown_timeout_ms",
         Some("10000"),
         Some("shutdown_timeout: 10s"),
@@ -332,6 +337,7 @@ fn limits_and_metrics_allow_list() {
         ("limiter_keys", "0"),
         ("pool_size", "0"),
         ("max_connections", "0"),
+        ("max_connections_per_ip", "0"),
         ("metrics_allow", "[\"localhost\"]"),
         ("trusted_proxies", "[\"10.0.0.0/8\", \"\", \"not-an-ip\"]"),
         ("jwks_url", "\"ftp://example.com/jwks\""),
