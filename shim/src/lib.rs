@@ -15,6 +15,7 @@ pub mod credential;
 pub mod db;
 pub mod errors;
 pub mod handler;
+pub mod idle;
 pub mod jwt;
 pub mod limiter;
 pub mod listener;

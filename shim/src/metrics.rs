@@ -68,6 +68,7 @@ pub struct Metrics {
     sse_streams: Gauge,
     listener_connected: Gauge,
     connections_refused: Counter,
+    idle_closed: Counter,
 }
 
 /// Pool numbers sampled when rendering.
@@ -92,6 +93,12 @@ impl Default for Metrics {
         let sse_streams = Gauge::default();
         let listener_connected = Gauge::default();
         let connections_refused = Counter::default();
+        let idle_closed = Counter::default();
+        registry.register(
+            "ama_shim_idle_connections_closed",
+            "Connections closed for idleness (--idle-timeout-ms) or for no first request in time",
+            idle_closed.clone(),
+        );
         registry.register(
             "ama_shim_connections_refused",
             "Connections closed at accept because their address held --max-connections-per-ip",
@@ -170,6 +177,7 @@ impl Default for Metrics {
             sse_streams,
             listener_connected,
             connections_refused,
+            idle_closed,
         }
     }
 }
@@ -223,6 +231,10 @@ impl Metrics {
     /// Whether the event listener is connected now.
     pub fn listener_connected(&self) -> bool {
         self.listener_connected.get() == 1
+    }
+
+    pub fn idle_closed(&self) {
+        self.idle_closed.inc();
     }
 
     pub fn connection_refused(&self) {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -18,6 +19,7 @@ use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use crate::config::Config;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::db::{Db, DbSetupError, DbTimeouts};
+use crate::idle::{idle, Activity, TrackedBody};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
 use crate::limiter::ShimLimits;
 use crate::metrics::Metrics;
@@ -172,13 +174,30 @@ async fn serve_conn(
         }
         Err(_) => return,
     };
+    let activity = Activity::new();
+    let (first_request, idle_timeout) = (app.cfg.header_read_timeout, app.cfg.idle_timeout);
+    let metrics_app = app.clone();
+    let tracked = activity.clone();
     let svc = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(crate::handler::handle(app, req, peer).await) }
+        let busy = tracked.begin();
+        async move {
+            let resp = crate::handler::handle(app, req, peer).await;
+            Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy).boxed()))
+        }
     });
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    tokio::select! {
+        r = watcher.watch(conn) => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        // nothing in flight for too long (or no first request in time): close it
+        _ = idle(&activity, first_request, idle_timeout) => {
+            metrics_app.metrics.idle_closed();
+            tracing::debug!(%peer, "idle connection closed");
+        }
     }
 }
 

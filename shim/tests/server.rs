@@ -710,3 +710,83 @@ async fn one_address_cannot_hold_every_connection() {
         "{text}"
     );
 }
+
+/// A TLS connection to the shim with the given ALPN protocols.
+async fn tls_connect(
+    shim: &Shim,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    tokio_rustls::TlsConnector::from(tls_config(&shim.cert_pem, alpn))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after `within`.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_silent_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let shim = start(
+        "idle",
+        &[
+            "--idle-timeout-ms",
+            "500",
+            "--header-read-timeout-ms",
+            "1000",
+        ],
+    );
+    // HTTP/2 after the TLS handshake but no preface: closed after the header-read timeout
+    let mut h2 = tls_connect(&shim, &[b"h2"]).await;
+    assert!(
+        closed_within(&mut h2, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "a connection that never sends its HTTP/2 preface is closed"
+    );
+    // HTTP/1.1 keep-alive: one request, then nothing: closed after the idle timeout
+    let mut h1 = tls_connect(&shim, &[b"http/1.1"]).await;
+    h1.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("request");
+    assert!(
+        closed_within(&mut h1, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "an idle keep-alive connection is closed"
+    );
+    // a client that keeps sending requests is never idle
+    let client = Client::new(&shim.addr, &shim.cert_pem);
+    for _ in 0..4 {
+        let r = client
+            .send("GET", "/health", &[], None)
+            .await
+            .expect("served");
+        assert_eq!(r.status, 200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = shim.send(false, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(
+        text.contains("ama_shim_idle_connections_closed_total"),
+        "{text}"
+    );
+}

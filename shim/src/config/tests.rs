@@ -134,6 +134,7 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("30000"),
         Some("request_timeout: 30s"),
     ),
+    ("idle_timeout_ms", Some("60000"), Some("idle_timeout: 60s")),
     (
         "max_connections",
         Some("10000"),
