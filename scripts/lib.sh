@@ -8,6 +8,7 @@ APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
   libtap-parser-sourcehandler-pgtap-perl postgresql-client-$PG_MAJOR
   clang libclang-dev pkg-config build-essential ca-certificates openssl curl sudo iproute2
+  pgbouncer
 )
 
 die() { echo "ama: $*" >&2; exit 1; }

@@ -28,6 +28,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// What sits between the shim and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbPooler {
+    /// PostgreSQL itself, or a session pooler: the request statement is prepared once per
+    /// connection.
+    None,
+    /// A transaction pooler (pgbouncer in transaction mode, Supavisor): the statement is sent
+    /// unnamed with its parameter types in one round trip, no startup options are sent, and the
+    /// LISTEN connection goes direct (`--listen-database-url`).
+    Transaction,
+}
+
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +78,8 @@ pub enum ConfigError {
     },
     #[error("{0} must be at least 1")]
     AtLeastOne(&'static str),
+    #[error("db_pooler = transaction needs --listen-database-url (AMA_LISTEN_DATABASE_URL): LISTEN needs a session, so it must reach PostgreSQL directly")]
+    ListenUrlRequired,
 }
 
 /// An address-list entry that is neither an IP address nor a CIDR.
@@ -84,6 +99,9 @@ pub struct Config {
     pub db_connect_timeout: Duration,
     pub db_statement_timeout: Duration,
     pub db_deadline: Duration,
+    pub db_pooler: DbPooler,
+    /// The LISTEN connection's own connection string (`database_url` when unset).
+    pub listen_database_url: Option<SecretString>,
     pub jwt_secret: Option<SecretString>,
     pub jwks_file: Option<PathBuf>,
     pub jwks_url: Option<String>,
@@ -176,6 +194,9 @@ impl TryFrom<Options> for Config {
         {
             return Err(ConfigError::EmptyJwtSecret);
         }
+        if o.db_pooler == DbPooler::Transaction && o.listen_database_url.is_none() {
+            return Err(ConfigError::ListenUrlRequired);
+        }
         if let Some(u) = &o.jwks_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 return Err(ConfigError::JwksUrlScheme);
@@ -191,6 +212,8 @@ impl TryFrom<Options> for Config {
             db_connect_timeout: ms(o.db_connect_timeout_ms),
             db_statement_timeout: ms(o.db_statement_timeout_ms),
             db_deadline: ms(o.db_deadline_ms.max(1)),
+            db_pooler: o.db_pooler,
+            listen_database_url: o.listen_database_url,
             jwt_secret,
             jwks_file: o.jwks_file,
             jwks_url: o.jwks_url,

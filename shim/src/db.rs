@@ -7,7 +7,10 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use serde_json::Value;
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
+
+use crate::config::DbPooler;
 
 use crate::metrics::PoolGauges;
 
@@ -44,6 +47,7 @@ pub struct Db {
     pool: Pool,
     pg_config: tokio_postgres::Config,
     deadline: Duration,
+    pooler: DbPooler,
 }
 
 /// How long each step with the database may take.
@@ -86,8 +90,18 @@ pub fn pg_config(
 }
 
 impl Db {
-    pub fn new(url: &str, pool_size: usize, t: DbTimeouts) -> Result<Db, DbSetupError> {
-        let cfg = pg_config(url, t.connect, t.statement)?;
+    pub fn new(
+        url: &str,
+        pool_size: usize,
+        t: DbTimeouts,
+        pooler: DbPooler,
+    ) -> Result<Db, DbSetupError> {
+        // a transaction pooler refuses startup options: statement_timeout goes on the role
+        let statement = match pooler {
+            DbPooler::None => t.statement,
+            DbPooler::Transaction => Duration::ZERO,
+        };
+        let cfg = pg_config(url, t.connect, statement)?;
         let mgr = Manager::from_config(
             cfg.clone(),
             NoTls,
@@ -106,6 +120,7 @@ impl Db {
             pool,
             pg_config: cfg,
             deadline: t.deadline,
+            pooler,
         })
     }
 
@@ -156,10 +171,30 @@ impl Db {
             }
         };
         let call = async {
-            let stmt = client.prepare_cached(REQUEST_SQL).await?;
-            client
-                .query_opt(&stmt, &[&route, &kind, &credential, &claims, &ip, args])
-                .await
+            match self.pooler {
+                DbPooler::None => {
+                    let stmt = client.prepare_cached(REQUEST_SQL).await?;
+                    client
+                        .query_opt(&stmt, &[&route, &kind, &credential, &claims, &ip, args])
+                        .await
+                }
+                // one unnamed statement with its types: no server-side prepared statement
+                // outlives the transaction, so any pooled server connection can run it
+                DbPooler::Transaction => client
+                    .query_typed(
+                        REQUEST_SQL,
+                        &[
+                            (&route, Type::TEXT),
+                            (&kind, Type::TEXT),
+                            (&credential, Type::TEXT),
+                            (&claims, Type::JSONB),
+                            (&ip, Type::INET),
+                            (args, Type::JSONB),
+                        ],
+                    )
+                    .await
+                    .map(|rows| rows.into_iter().next()),
+            }
         };
         let result = tokio::time::timeout_at(deadline, call).await;
         let elapsed = start.elapsed();

@@ -58,6 +58,7 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
             statement: cfg.db_statement_timeout,
             deadline: cfg.db_deadline,
         },
+        cfg.db_pooler,
     )?;
     let verifier = Verifier::new(
         ClaimRules {
@@ -239,8 +240,17 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(StartError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(StartError::Signal)?;
 
+    // LISTEN needs a session: behind a transaction pooler it has its own, direct URL
+    let listen_config = match &app.cfg.listen_database_url {
+        Some(url) => crate::db::pg_config(
+            secrecy::ExposeSecret::expose_secret(url),
+            app.cfg.db_connect_timeout,
+            Duration::ZERO,
+        )?,
+        None => app.db.pg_config().clone(),
+    };
     tokio::spawn(crate::listener::run_listener(
-        app.db.pg_config().clone(),
+        listen_config,
         app.notices.clone(),
         shutdown_rx.clone(),
         app.metrics.listener_gauge(),

@@ -260,7 +260,7 @@ pub fn hba_has_trust(text: &str) -> bool {
 }
 
 /// A command that runs as the server's OS user when we are root.
-fn server_command(bindir: &Path, program: &str) -> Result<Command, HarnessError> {
+pub(crate) fn server_command(bindir: &Path, program: &str) -> Result<Command, HarnessError> {
     let path = bindir.join(program);
     if is_root() {
         if Command::new("id")
@@ -303,7 +303,7 @@ fn run(mut cmd: Command, what: &str) -> Result<(), HarnessError> {
     Ok(())
 }
 
-fn chown_to_server_user(path: &Path) -> Result<(), HarnessError> {
+pub(crate) fn chown_to_server_user(path: &Path) -> Result<(), HarnessError> {
     if is_root() {
         run(
             {

@@ -5,6 +5,7 @@
 use crate::client::Client;
 use crate::cluster::{self, Cluster, Options};
 use crate::dev;
+use crate::pooler::Pgbouncer;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,12 +19,27 @@ pub struct Stack {
     pub port: u16,
     pub log_path: PathBuf,
     shim: Option<Child>,
+    /// pgbouncer in transaction mode between the shim and the cluster, when started with
+    /// [`Stack::start_behind_pooler`].
+    pub pooler: Option<Pgbouncer>,
 }
 
 impl Stack {
     /// Starts the cluster and the shim; `extra` are additional shim flags.
     pub fn start(extra: &[&str]) -> Stack {
+        Self::start_with(extra, false)
+    }
+
+    /// Like [`Stack::start`], with a real pgbouncer in transaction mode between the shim and the
+    /// cluster (`--db-pooler transaction`); the LISTEN connection goes direct.
+    pub fn start_behind_pooler(extra: &[&str]) -> Stack {
+        Self::start_with(extra, true)
+    }
+
+    fn start_with(extra: &[&str], behind_pooler: bool) -> Stack {
         let cluster = crate::fixtures::start_cluster(Options::default());
+        let pooler =
+            behind_pooler.then(|| Pgbouncer::start(&cluster).unwrap_or_else(|e| panic!("{e}")));
         let internal_key = cluster
             .psql(
                 "postgres",
@@ -49,8 +65,8 @@ impl Stack {
             let root = env!("CARGO_MANIFEST_DIR");
             format!("{root}/../target/debug/ama-shim")
         });
-        let shim = Command::new(&bin)
-            .arg("--listen")
+        let mut shim = Command::new(&bin);
+        shim.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--tls-cert")
             .arg(&cert)
@@ -61,7 +77,16 @@ impl Stack {
             // Through the environment: the URL carries the authenticator's password.
             .env("AMA_DATABASE_URL", cluster.url(cluster::AUTHENTICATOR))
             .args(["--log-level", "debug"])
-            .args(extra)
+            .args(extra);
+        if let Some(p) = &pooler {
+            shim.env("AMA_DATABASE_URL", p.url(&cluster))
+                .env(
+                    "AMA_LISTEN_DATABASE_URL",
+                    cluster.url(cluster::AUTHENTICATOR),
+                )
+                .args(["--db-pooler", "transaction"]);
+        }
+        let shim = shim
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -80,6 +105,7 @@ impl Stack {
             port,
             log_path,
             shim: Some(shim),
+            pooler,
         };
         assert!(ok, "ama-shim did not listen within 20 s:\n{}", stack.logs());
         stack

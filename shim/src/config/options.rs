@@ -47,6 +47,16 @@ pub struct Options {
     /// a client longer.
     #[arg(long, env = "AMA_DB_DEADLINE_MS", default_value = "3000")]
     pub db_deadline_ms: u64,
+    /// What sits between the shim and PostgreSQL: none (or a session pooler), or transaction
+    /// (pgbouncer in transaction mode, Supavisor): then the request statement is sent unnamed in
+    /// one round trip, no startup options are sent (set statement_timeout on the role instead),
+    /// and --listen-database-url is required.
+    #[arg(long, env = "AMA_DB_POOLER", value_enum, default_value = "none")]
+    pub db_pooler: DbPooler,
+    /// Connection string for the LISTEN connection that wakes event streams; it needs a session,
+    /// so behind a transaction pooler it must reach PostgreSQL directly [default: database_url].
+    #[arg(long, env = "AMA_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<SecretString>,
     /// HS256 shared secret for user JWTs (prefer --jwt-secret-file).
     #[arg(long, env = "AMA_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,

@@ -78,6 +78,12 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("db_statement_timeout: 5s"),
     ),
     ("db_deadline_ms", Some("3000"), Some("db_deadline: 3s")),
+    ("db_pooler", Some("none"), Some("db_pooler: None")),
+    (
+        "listen_database_url",
+        None,
+        Some("listen_database_url: None"),
+    ),
     ("jwt_secret", None, Some("jwt_secret: None")),
     ("jwt_secret_file", None, None),
     ("jwks_file", None, Some("jwks_file: None")),
@@ -451,4 +457,24 @@ fn debug_hides_secrets() {
 #[test]
 fn cli_is_consistent() {
     Options::command().debug_assert();
+}
+
+#[test]
+fn a_transaction_pooler_needs_a_direct_listen_url() {
+    let _env = clean_env();
+    let e = config(&["--db-pooler", "transaction"]).expect_err("no listen URL");
+    assert!(matches!(e, ConfigError::ListenUrlRequired), "{e}");
+    let c = config(&[
+        "--db-pooler",
+        "transaction",
+        "--listen-database-url",
+        "host=/tmp user=auth password=direct-secret",
+    ])
+    .expect("config");
+    assert_eq!(c.db_pooler, DbPooler::Transaction);
+    assert!(!format!("{c:?}").contains("direct-secret"));
+    assert!(
+        config(&["--db-pooler", "session"]).is_err(),
+        "only none | transaction"
+    );
 }
