@@ -60,40 +60,7 @@ impl Stack {
         cluster::write_secret(&secret_file, &secret).expect("secret");
         let port = cluster::free_port().expect("port");
         let log_path = dir.join("shim.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let bin = std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| {
-            let root = env!("CARGO_MANIFEST_DIR");
-            format!("{root}/../target/debug/ama-shim")
-        });
-        let mut shim = Command::new(&bin);
-        shim.arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--tls-cert")
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .arg("--jwt-secret-file")
-            .arg(&secret_file)
-            // Through the environment: the URL carries the authenticator's password.
-            .env("AMA_DATABASE_URL", cluster.url(cluster::AUTHENTICATOR))
-            .args(["--log-level", "debug"])
-            .args(extra);
-        if let Some(p) = &pooler {
-            shim.env("AMA_DATABASE_URL", p.url(&cluster))
-                .env(
-                    "AMA_LISTEN_DATABASE_URL",
-                    cluster.url(cluster::AUTHENTICATOR),
-                )
-                .args(["--db-pooler", "transaction"]);
-        }
-        let shim = shim
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {bin} ({e}); build it with cargo build -p ama-shim")
-            });
+        let shim = spawn_shim(&cluster, pooler.as_ref(), &dir, port, &log_path, extra);
         let ok = cluster::wait_until(Duration::from_secs(20), || cluster::port_in_use(port));
         let client = Client::new(&format!("127.0.0.1:{port}"), &cert_pem);
         let stack = Stack {
@@ -109,6 +76,34 @@ impl Stack {
         };
         assert!(ok, "ama-shim did not listen within 20 s:\n{}", stack.logs());
         stack
+    }
+
+    /// A second shim on the same database (same certificate, secret and pooler), on its own
+    /// port; it stops when the returned value drops.
+    pub fn another_shim(&self, extra: &[&str]) -> OtherShim {
+        let dir = self.cluster.dir.join("shim");
+        let port = cluster::free_port().expect("port");
+        let log_path = dir.join(format!("shim-{port}.log"));
+        let child = spawn_shim(
+            &self.cluster,
+            self.pooler.as_ref(),
+            &dir,
+            port,
+            &log_path,
+            extra,
+        );
+        let mut other = OtherShim {
+            client: Client::new(&format!("127.0.0.1:{port}"), &self.cert_pem),
+            child,
+        };
+        if !cluster::wait_until(Duration::from_secs(20), || cluster::port_in_use(port)) {
+            let _ = other.child.kill();
+            panic!(
+                "the second ama-shim did not listen within 20 s:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        other
     }
 
     /// A user JWT for `sub`, valid for an hour.
@@ -151,5 +146,68 @@ impl Drop for Stack {
             }
             let _ = shim.wait();
         }
+    }
+}
+
+/// Starts `ama-shim` on `port` against the stack's cluster (through `pooler` when given), with
+/// the certificate, key and secret in `dir`; its output goes to `log_path`.
+fn spawn_shim(
+    cluster: &Cluster,
+    pooler: Option<&Pgbouncer>,
+    dir: &std::path::Path,
+    port: u16,
+    log_path: &std::path::Path,
+    extra: &[&str],
+) -> Child {
+    let (cert, key, secret_file) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("jwt_secret"),
+    );
+    let log = std::fs::File::create(log_path).expect("log file");
+    let bin = std::env::var("AMA_SHIM_BIN").unwrap_or_else(|_| {
+        let root = env!("CARGO_MANIFEST_DIR");
+        format!("{root}/../target/debug/ama-shim")
+    });
+    let mut shim = Command::new(&bin);
+    shim.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--jwt-secret-file")
+        .arg(&secret_file)
+        // Through the environment: the URL carries the authenticator's password.
+        .env("AMA_DATABASE_URL", cluster.url(cluster::AUTHENTICATOR))
+        .args(["--log-level", "debug"])
+        .args(extra);
+    if let Some(p) = pooler {
+        shim.env("AMA_DATABASE_URL", p.url(cluster))
+            .env(
+                "AMA_LISTEN_DATABASE_URL",
+                cluster.url(cluster::AUTHENTICATOR),
+            )
+            .args(["--db-pooler", "transaction"]);
+    }
+    shim.stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin} ({e}); build it with cargo build -p ama-shim")
+        })
+}
+
+/// Another shim process of a [`Stack`], with a client for it.
+pub struct OtherShim {
+    pub client: Client,
+    child: Child,
+}
+
+impl Drop for OtherShim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
