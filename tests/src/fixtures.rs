@@ -155,6 +155,47 @@ pub fn fill(pattern: &str, values: &[&str]) -> String {
     filled.join("/")
 }
 
+/// Repeats `GET path` every 200 ms, up to 10 s, until it answers `status`; whether it did.
+pub async fn eventually_status(
+    client: &crate::client::Client,
+    path: &str,
+    bearer: Option<&str>,
+    status: u16,
+) -> bool {
+    for _ in 0..50 {
+        if client.get(path, bearer).await.status == status {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// Opens an event stream as `jwt` in the background and reads it until `until` is in the text
+/// (10 s at most); gives the stream 700 ms to start before returning. Await the handle for
+/// `(status, text)`.
+pub async fn watch_stream(
+    client: &crate::client::Client,
+    path: String,
+    jwt: &str,
+    until: &'static str,
+) -> tokio::task::JoinHandle<std::io::Result<(u16, String)>> {
+    let client = client.clone();
+    let bearer = format!("Bearer {jwt}");
+    let handle = tokio::spawn(async move {
+        client
+            .sse_until(
+                &path,
+                &[("authorization", bearer.as_str())],
+                std::time::Duration::from_secs(10),
+                |t| t.contains(until),
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    handle
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

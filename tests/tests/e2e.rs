@@ -2,7 +2,8 @@
 
 use ama_core::token::TokenKind;
 use ama_tests::fixtures::{
-    create_agent_token, put_users, unknown_token, AGENT, AGENT2, ALICE, BASIC, BOB, MALLORY, OWNER,
+    create_agent_token, eventually_status, put_users, unknown_token, AGENT, AGENT2, ALICE, BASIC,
+    BOB, MALLORY, OWNER,
 };
 use ama_tests::stack::Stack;
 use serde_json::{json, Value};
@@ -673,20 +674,10 @@ async fn database_restart_gives_503_then_recovers_without_a_shim_restart() {
         "liveness does not need the database"
     );
     s.cluster.restart_stopped().unwrap();
-    let mut ok = false;
-    for _ in 0..50 {
-        if s.client
-            .get("/api/v1/chat/threads", Some(&alice))
-            .await
-            .status
-            == 200
-        {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(ok, "the shim did not recover after the database came back");
+    assert!(
+        eventually_status(&s.client, "/api/v1/chat/threads", Some(&alice), 200).await,
+        "the shim did not recover after the database came back"
+    );
     // the LISTEN connection reconnects by itself (its backoff is capped at 1 s and resets after
     // a success) and says so in /ready
     let mut listening = false;
@@ -957,18 +948,8 @@ async fn a_frozen_database_gets_prompt_503s_and_the_shim_recovers_by_itself() {
     }
     assert_eq!(s.client.get("/health", None).await.status, 200);
     drop(frozen);
-    let mut ok = false;
-    for _ in 0..50 {
-        if s.client
-            .get("/api/v1/chat/threads", Some(&alice))
-            .await
-            .status
-            == 200
-        {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(ok, "the shim did not recover after the database thawed");
+    assert!(
+        eventually_status(&s.client, "/api/v1/chat/threads", Some(&alice), 200).await,
+        "the shim did not recover after the database thawed"
+    );
 }

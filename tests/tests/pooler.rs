@@ -5,11 +5,10 @@
 
 use ama_core::token::TokenKind;
 use ama_tests::fixtures::{
-    agent_token, create_thread, put_users, unknown_token, AGENT, ALICE, BOB, OWNER,
+    agent_token, create_thread, put_users, unknown_token, watch_stream, AGENT, ALICE, BOB, OWNER,
 };
 use ama_tests::stack::Stack;
 use serde_json::json;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
@@ -102,19 +101,7 @@ async fn the_api_works_behind_pgbouncer_in_transaction_mode() {
 
     // live events: the LISTEN connection is direct, so streams still wake up
     let stream_path = format!("/api/v1/chat/threads/{tid}/events/stream?after_seq=40");
-    let client = s.client.clone();
-    let bearer = format!("Bearer {alice}");
-    let reader = tokio::spawn(async move {
-        client
-            .sse_until(
-                &stream_path,
-                &[("authorization", bearer.as_str())],
-                Duration::from_secs(10),
-                |t| t.contains("id: 41\n"),
-            )
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let reader = watch_stream(&s.client, stream_path, &alice, "id: 41\n").await;
     let r = s
         .client
         .json("POST", &path, Some(&alice), &json!({"content": "live"}))

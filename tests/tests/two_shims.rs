@@ -2,10 +2,11 @@
 //! them meets one exact limit, a token revoked through one is refused by the other on the next
 //! request, and a stream on one sees what is posted through the other.
 
-use ama_tests::fixtures::{create_agent_token, create_thread, put_users, AGENT, ALICE, BOB, OWNER};
+use ama_tests::fixtures::{
+    create_agent_token, create_thread, put_users, watch_stream, AGENT, ALICE, BOB, OWNER,
+};
 use ama_tests::stack::Stack;
 use serde_json::json;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shims_share_limits_revocations_and_live_events() {
@@ -58,19 +59,7 @@ async fn two_shims_share_limits_revocations_and_live_events() {
     let alice = s.jwt(ALICE);
     let tid = create_thread(&s, &alice, &[BOB]).await;
     let stream_path = format!("/api/v1/chat/threads/{tid}/events/stream");
-    let client = b.client.clone();
-    let bearer = format!("Bearer {alice}");
-    let reader = tokio::spawn(async move {
-        client
-            .sse_until(
-                &stream_path,
-                &[("authorization", bearer.as_str())],
-                Duration::from_secs(10),
-                |t| t.contains("id: 1\n"),
-            )
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let reader = watch_stream(&b.client, stream_path, &alice, "id: 1\n").await;
     let r = s
         .client
         .json(
