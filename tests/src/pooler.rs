@@ -88,14 +88,15 @@ impl Pgbouncer {
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        // runuser forwards SIGTERM to pgbouncer
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pgbouncer.pid")) {
-            if let Ok(pid) = pid.trim().parse::<i32>() {
-                // SAFETY: kill(2) on the pid of the pgbouncer this harness started
-                unsafe { libc::kill(pid, libc::SIGTERM) };
-            }
+        // SIGTERM, not SIGKILL: as root the child is runuser, which forwards SIGTERM to
+        // pgbouncer and waits for it; a killed runuser would leave pgbouncer running
+        // SAFETY: kill(2) on the child this harness started
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        if !cluster::wait_until(Duration::from_secs(5), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.child.kill();
         }
+        let _ = self.child.wait();
     }
 }
