@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(69);
+SELECT plan(76);
 
 \ir include/8x_fixture.psql
 
@@ -324,6 +324,20 @@ SELECT is(pg_temp.try('anon', :'new_visitor',
 SELECT is(pg_temp.try('anon', :'new_visitor',
               format($q$UPDATE ama.participants SET capabilities = '{read,send,run,manage}' WHERE thread_id = %L$q$, :'new_thread')),
           '42501', 'the visitor''s manage does not extend to capabilities (42501)');
+
+-- ---------------------------------------------------------------------------
+-- The one audit writer and the provisioning function, tried as each role.
+-- ---------------------------------------------------------------------------
+SELECT is(pg_temp.try(r, NULL, $q$SELECT ama._audit_as('user:forged', '203.0.113.9', 'plan_changed', NULL, '{}')::text$q$), '42501',
+          format('%s cannot append an audit row through ama._audit_as (42501)', r))
+  FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'sp8x_svc']) r;
+SELECT is(pg_temp.try(r, NULL, $q$SELECT ama._provision_user(gen_random_uuid())$q$), '42501',
+          format('%s cannot provision users (42501)', r))
+  FROM unnest(ARRAY['anon', 'authenticated']) r;
+-- a service may provision, but never change an existing user's plan this way (that path is
+-- ama.upsert_user, limited and audited by the plan-change trigger)
+SELECT is(pg_temp.try('sp8x_svc', NULL, format($q$SELECT ama._provision_user(%L, NULL, 'starter')$q$, :'fx_member')),
+          'basic', 'provisioning an existing user returns its plan unchanged');
 
 SELECT * FROM finish();
 ROLLBACK;
