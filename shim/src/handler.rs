@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{Method, Request, Response};
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -35,10 +35,6 @@ where
     let mut resp = dispatch(&mut ctx, req).instrument(span.clone()).await;
     set_header(&mut resp, X_REQUEST_ID, &ctx.rid);
     let status = resp.status().as_u16();
-    if status == 429 && !resp.headers().contains_key(RETRY_AFTER) {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    }
     ctx.app.metrics.request(ctx.route, status);
     tracing::info!(
         parent: &span,

@@ -103,11 +103,16 @@ pub fn json_response(status: u16, body: &Value, request_id: &str) -> Response<Bo
         resp.headers_mut()
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTH_VALUE));
     }
-    if status == 503 {
-        resp.headers_mut().insert(
-            RETRY_AFTER,
-            HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
-        );
+    // every 429 and 503 says when to retry; a rate decision's own value replaces this default
+    // (set_rate_headers)
+    let retry_after = match status {
+        429 => Some("1"),
+        503 => Some(UNAVAILABLE_RETRY_AFTER),
+        _ => None,
+    };
+    if let Some(v) = retry_after {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static(v));
     }
     resp
 }
@@ -247,6 +252,12 @@ mod tests {
         assert_eq!(r.headers()[&X_REQUEST_ID], "rid-1");
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
         assert!(!r.headers().contains_key(RETRY_AFTER));
+        let r = error_response(&ApiError::status(429, "slow down"), "rid-5");
+        assert_eq!(
+            r.headers()[RETRY_AFTER],
+            "1",
+            "a 429 without a rate decision"
+        );
         let r = error_response(&ApiError::unavailable(), "rid-3");
         assert_eq!(r.headers()[RETRY_AFTER], UNAVAILABLE_RETRY_AFTER);
         let m = Metrics::default();
