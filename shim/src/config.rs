@@ -99,6 +99,8 @@ pub struct Config {
     pub db_connect_timeout: Duration,
     pub db_statement_timeout: Duration,
     pub db_deadline: Duration,
+    /// Percent of the pool one route may hold at once.
+    pub route_pool_share: u8,
     pub db_pooler: DbPooler,
     /// The LISTEN connection's own connection string (`database_url` when unset).
     pub listen_database_url: Option<SecretString>,
@@ -212,6 +214,7 @@ impl TryFrom<Options> for Config {
             db_connect_timeout: ms(o.db_connect_timeout_ms),
             db_statement_timeout: ms(o.db_statement_timeout_ms),
             db_deadline: ms(o.db_deadline_ms.max(1)),
+            route_pool_share: o.route_pool_share,
             db_pooler: o.db_pooler,
             listen_database_url: o.listen_database_url,
             jwt_secret,

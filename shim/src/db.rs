@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
+use crate::budget::RouteBudgets;
 use crate::config::DbPooler;
 
 use crate::metrics::PoolGauges;
@@ -48,6 +49,7 @@ pub struct Db {
     pg_config: tokio_postgres::Config,
     deadline: Duration,
     pooler: DbPooler,
+    budgets: RouteBudgets,
 }
 
 /// How long each step with the database may take.
@@ -95,6 +97,7 @@ impl Db {
         pool_size: usize,
         t: DbTimeouts,
         pooler: DbPooler,
+        budgets: RouteBudgets,
     ) -> Result<Db, DbSetupError> {
         // a transaction pooler refuses startup options: statement_timeout goes on the role
         let statement = match pooler {
@@ -121,7 +124,13 @@ impl Db {
             pg_config: cfg,
             deadline: t.deadline,
             pooler,
+            budgets,
         })
+    }
+
+    /// The per-route budgets (for metrics and tests).
+    pub fn budgets(&self) -> &RouteBudgets {
+        &self.budgets
     }
 
     pub fn pg_config(&self) -> &tokio_postgres::Config {
@@ -162,6 +171,15 @@ impl Db {
     ) -> Result<(Envelope, Duration), DbError> {
         let start = Instant::now();
         let deadline = tokio::time::Instant::from_std(start + self.deadline);
+        // the route's own share of the pool first, so one slow route cannot hold all of it
+        let _budget = match tokio::time::timeout_at(deadline, self.budgets.enter(route)).await {
+            Ok(permit) => permit,
+            Err(_) => {
+                return Err(DbError::Unavailable(format!(
+                    "request deadline reached waiting for route {route}'s share of the pool"
+                )))
+            }
+        };
         let client = match tokio::time::timeout_at(deadline, self.client()).await {
             Ok(c) => c?,
             Err(_) => {

@@ -8,6 +8,7 @@
 //! and `jwt` (what the request presents) → `request` (id, client IP, body) → `db` (the
 //! `ama.request` call) or `stream` (SSE, woken by `listener`) → `response` (envelope to HTTP).
 
+pub mod budget;
 pub mod config;
 pub mod conn_limit;
 pub mod context;

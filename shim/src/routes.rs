@@ -158,6 +158,20 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/v1/openapi.json", Target::OpenApi),
 ];
 
+/// The name of every `ama.request` route in the table (each once).
+pub fn api_route_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = ROUTES
+        .iter()
+        .filter_map(|r| match r.target {
+            Target::Api(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The matcher: each path pattern with the (method, target) pairs it serves.
 static ROUTER: LazyLock<matchit::Router<Vec<(Method, Target)>>> = LazyLock::new(|| {
     let mut by_path: Vec<(&'static str, Vec<(Method, Target)>)> = Vec::new();

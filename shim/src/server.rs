@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::budget::RouteBudgets;
 use crate::config::Config;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::db::{Db, DbSetupError, DbTimeouts};
@@ -59,6 +60,10 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
             deadline: cfg.db_deadline,
         },
         cfg.db_pooler,
+        RouteBudgets::new(
+            crate::routes::api_route_names(),
+            crate::budget::per_route(cfg.pool_size, cfg.route_pool_share),
+        ),
     )?;
     let verifier = Verifier::new(
         ClaimRules {

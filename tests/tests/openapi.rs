@@ -14,7 +14,7 @@
 //! earlier ones created); a failure names the table and the row.
 
 use ama_core::token::TokenKind;
-use ama_shim::routes::{Route, Target, ROUTES};
+use ama_shim::routes::{api_route_names, Route, ROUTES};
 use ama_tests::client::{Client, Response};
 use ama_tests::fixtures::{
     fill, iso, now_secs, unknown_token, AGENT, AGENT2, ALICE, BASIC, BOB, MALLORY, NOBODY, OWNER,
@@ -73,13 +73,7 @@ fn disagreements<T: Ord + std::fmt::Debug>(
 
 /// The names of the table's database routes (`Target::Api`).
 fn table_api_names() -> BTreeSet<String> {
-    ROUTES
-        .iter()
-        .filter_map(|r| match r.target {
-            Target::Api(name) => Some(name.to_string()),
-            _ => None,
-        })
-        .collect()
+    api_route_names().into_iter().map(str::to_string).collect()
 }
 
 /// No cluster needed: the document in the repository and the route table list the same

@@ -47,6 +47,11 @@ pub struct Options {
     /// a client longer.
     #[arg(long, env = "AMA_DB_DEADLINE_MS", default_value = "3000")]
     pub db_deadline_ms: u64,
+    /// The share of the pool, in percent, that one route may hold at once (at least one
+    /// connection): a slow route (sends queued on one thread's row lock) cannot starve the
+    /// others. Past it a request waits within its deadline, then gets 503 with Retry-After.
+    #[arg(long, env = "AMA_ROUTE_POOL_SHARE", default_value = "75", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub route_pool_share: u8,
     /// What sits between the shim and PostgreSQL: none (or a session pooler), or transaction
     /// (pgbouncer in transaction mode, Supavisor): then the request statement is sent unnamed in
     /// one round trip, no startup options are sent (set statement_timeout on the role instead),

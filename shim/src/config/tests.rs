@@ -78,6 +78,7 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("db_statement_timeout: 5s"),
     ),
     ("db_deadline_ms", Some("3000"), Some("db_deadline: 3s")),
+    ("route_pool_share", Some("75"), Some("route_pool_share: 75")),
     ("db_pooler", Some("none"), Some("db_pooler: None")),
     (
         "listen_database_url",
