@@ -47,6 +47,18 @@ impl Activity {
         Busy(self.clone())
     }
 
+    /// Since when the connection has had nothing in flight (since it opened, before its first
+    /// request); `None` while a request is in flight.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(match self.last_ms.load(Ordering::Acquire) {
+            u64::MAX => self.start,
+            ms => self.start + Duration::from_millis(ms),
+        })
+    }
+
     /// How long until the connection counts as idle (zero: it is idle now), given the limits.
     pub fn idle_in(&self, first_request: Duration, idle: Duration) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {

@@ -11,6 +11,7 @@
 pub mod budget;
 pub mod config;
 pub mod conn_limit;
+pub mod conns;
 pub mod context;
 pub mod credential;
 pub mod db;

@@ -68,6 +68,7 @@ pub struct Metrics {
     sse_streams: Gauge,
     listener_connected: Gauge,
     connections_refused: Counter,
+    connections_shed: Counter,
     idle_closed: Counter,
 }
 
@@ -93,17 +94,27 @@ impl Default for Metrics {
         let sse_streams = Gauge::default();
         let listener_connected = Gauge::default();
         let connections_refused = Counter::default();
+        let connections_shed = Counter::default();
         let idle_closed = Counter::default();
-        registry.register(
-            "ama_shim_idle_connections_closed",
-            "Connections closed for idleness (--idle-timeout-ms) or for no first request in time",
-            idle_closed.clone(),
-        );
-        registry.register(
-            "ama_shim_connections_refused",
-            "Connections closed at accept because their address held --max-connections-per-ip",
-            connections_refused.clone(),
-        );
+        for (name, help, c) in [
+            (
+                "ama_shim_idle_connections_closed",
+                "Connections closed for idleness (--idle-timeout-ms) or for no first request in time",
+                &idle_closed,
+            ),
+            (
+                "ama_shim_connections_refused",
+                "Connections closed at accept because their address held --max-connections-per-ip",
+                &connections_refused,
+            ),
+            (
+                "ama_shim_connections_shed",
+                "Idle connections closed to give their slot to a new one (--max-connections full)",
+                &connections_shed,
+            ),
+        ] {
+            registry.register(name, help, c.clone());
+        }
         // counters get their `_total` suffix from the encoder
         registry.register(
             "ama_shim_requests",
@@ -177,6 +188,7 @@ impl Default for Metrics {
             sse_streams,
             listener_connected,
             connections_refused,
+            connections_shed,
             idle_closed,
         }
     }
@@ -239,6 +251,10 @@ impl Metrics {
 
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    pub fn connection_shed(&self) {
+        self.connections_shed.inc();
     }
 
     pub fn stream_opened(&self) {

@@ -14,11 +14,12 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, watch};
 
 use crate::budget::RouteBudgets;
 use crate::config::Config;
 use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::conns::{Admission, Conn, Conns};
 use crate::db::{Db, DbSetupError, DbTimeouts};
 use crate::idle::{idle, Activity, TrackedBody};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
@@ -144,17 +145,44 @@ impl Drop for ConnGuard {
     }
 }
 
+/// An accepted connection with its slots.
+struct Accepted {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    /// Its slot of `--max-connections`.
+    conn: Conn,
+    /// Its slot of its address's `--max-connections-per-ip` (none for a trusted proxy).
+    _per_ip: Option<ConnSlot>,
+}
+
+/// Serves one admitted connection until it ends, idles out, or is shed for a new one.
 async fn serve_conn(
+    app: Arc<App>,
+    tls: Arc<rustls::ServerConfig>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    accepted: Accepted,
+) {
+    app.metrics.connection_opened();
+    let _guard = ConnGuard(app.clone());
+    let (peer, shed) = (accepted.peer, accepted.conn.shed.clone());
+    let activity = accepted.conn.activity.clone();
+    tokio::select! {
+        _ = serve(app, tls, accepted.tcp, peer, builder, watcher, activity) => {}
+        // every slot was taken and this was the longest-idle connection: close it
+        _ = shed.notified() => tracing::debug!(%peer, "idle connection shed for a new one"),
+    }
+}
+
+async fn serve(
     app: Arc<App>,
     tls: Arc<rustls::ServerConfig>,
     tcp: TcpStream,
     peer: SocketAddr,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
-    _slots: (OwnedSemaphorePermit, Option<ConnSlot>),
+    activity: Arc<Activity>,
 ) {
-    app.metrics.connection_opened();
-    let _guard = ConnGuard(app.clone());
     let _ = tcp.set_nodelay(true);
     let deadline = app.cfg.header_read_timeout;
     let mut first = [0u8; 1];
@@ -180,7 +208,6 @@ async fn serve_conn(
         }
         Err(_) => return,
     };
-    let activity = Activity::new();
     let (first_request, idle_timeout) = (app.cfg.header_read_timeout, app.cfg.idle_timeout);
     let metrics_app = app.clone();
     let tracked = activity.clone();
@@ -281,15 +308,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 
     let builder = http_builder(&app.cfg);
     let graceful = GracefulShutdown::new();
-    let limit = Arc::new(Semaphore::new(app.cfg.max_connections));
+    let conns = Conns::new(app.cfg.max_connections);
     tracing::info!("listening on https://{local}");
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = sighup.recv() => { reload(&app, &tls).await; continue; }
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -317,14 +338,27 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
                 }
             }
         };
+        // a slot: a free one, or the longest-idle connection's; only when every connection has
+        // a request in flight does the new one wait
+        let (conn, admission) = tokio::select! {
+            x = conns.admit(Duration::from_millis(20)) => x,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        };
+        if admission == Admission::Shed {
+            app.metrics.connection_shed();
+        }
         tokio::spawn(serve_conn(
             app.clone(),
             tls.current(),
-            tcp,
-            peer,
             builder.clone(),
             graceful.watcher(),
-            (permit, slot),
+            Accepted {
+                tcp,
+                peer,
+                conn,
+                _per_ip: slot,
+            },
         ));
     }
     tracing::info!("shutting down: draining in-flight requests");

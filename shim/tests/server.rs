@@ -798,3 +798,53 @@ async fn idle_and_silent_connections_are_closed() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_sheds_its_longest_idle_connection_for_a_new_client() {
+    let shim = start(
+        "shed",
+        &["--max-connections", "3", "--max-connections-per-ip", "100"],
+    );
+    // three connections that never send anything take every slot, oldest first
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(&shim.addr)
+                .await
+                .expect("connect"),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a new client is served at once instead of waiting behind them
+    let started = std::time::Instant::now();
+    let r = shim.send(false, "GET", "/health", &[], None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
+    );
+    // the longest-idle one made room: it is closed, the younger ones are not
+    assert!(
+        closed_within(&mut held[0], Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the oldest idle connection is shed"
+    );
+    for younger in &mut held[1..] {
+        assert!(
+            closed_within(younger, Duration::from_millis(200))
+                .await
+                .is_none(),
+            "a younger idle connection stays open"
+        );
+    }
+    let metrics = shim.send(false, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let shed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ama_shim_connections_shed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no shed counter: {text}"));
+    assert!(shed >= 1, "{text}");
+}
