@@ -44,5 +44,7 @@ pub struct App {
     /// Connections per client address.
     pub conn_limit: std::sync::Arc<conn_limit::ConnLimit>,
     pub notices: tokio::sync::broadcast::Sender<listener::Notice>,
+    /// The live streams' shared polls, one per (thread, principal).
+    pub fanout: std::sync::Arc<stream::fanout::Fanout>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -62,6 +62,7 @@ pub struct Metrics {
     auth: Family<KindOutcome, Counter>,
     rate_limited: Family<Policy, Counter>,
     db_errors: Family<Kind, Counter>,
+    stream_polls: Family<Kind, Counter>,
     db_seconds: Histogram,
     pool: [Gauge; 4],
     connections: Gauge,
@@ -88,6 +89,7 @@ impl Default for Metrics {
         let auth = Family::<KindOutcome, Counter>::default();
         let rate_limited = Family::<Policy, Counter>::default();
         let db_errors = Family::<Kind, Counter>::default();
+        let stream_polls = Family::<Kind, Counter>::default();
         let db_seconds = Histogram::new(DB_BUCKETS.iter().copied());
         let pool: [Gauge; 4] = Default::default();
         let connections = Gauge::default();
@@ -137,6 +139,11 @@ impl Default for Metrics {
             Listed(db_errors.clone()),
         );
         registry.register(
+            "ama_shim_stream_polls",
+            "events.poll calls made for live event streams: kind=\"shared\" polls once per notification for every stream of a (thread, principal), kind=\"own\" is one stream catching up or re-checking its access",
+            Listed(stream_polls.clone()),
+        );
+        registry.register(
             "ama_shim_db_seconds",
             "Latency of ama.request calls",
             db_seconds.clone(),
@@ -182,6 +189,7 @@ impl Default for Metrics {
             auth,
             rate_limited,
             db_errors,
+            stream_polls,
             db_seconds,
             pool,
             connections,
@@ -221,6 +229,11 @@ impl Metrics {
 
     pub fn db_error(&self, kind: &'static str) {
         self.db_errors.get_or_create(&Kind { kind }).inc();
+    }
+
+    /// A poll for live event streams (`shared` or `own`).
+    pub fn stream_poll(&self, kind: &'static str) {
+        self.stream_polls.get_or_create(&Kind { kind }).inc();
     }
 
     pub fn db_latency(&self, d: Duration) {

@@ -98,6 +98,7 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         metrics: Metrics::default(),
         limits,
         notices,
+        fanout: Default::default(),
         shutdown,
     }))
 }

@@ -20,13 +20,15 @@ use tracing::Instrument;
 use crate::context::Ctx;
 use crate::credential::Credential;
 use crate::db::{DbError, Envelope};
-use crate::listener::Notice;
 use crate::response::{
     db_error_response, envelope_response, server_timing, set_header, set_rate_headers, Body,
     SERVER_TIMING,
 };
 use crate::routes::EVENTS_POLL;
 use crate::App;
+
+pub mod fanout;
+use fanout::{fits, wakes, Key, Update};
 
 /// Events fetched per poll.
 pub const PAGE: &str = "200";
@@ -109,7 +111,8 @@ pub struct StreamRequest {
     pub last_event_id: Option<String>,
 }
 
-struct Poller {
+/// Polls `events.poll` for one stream, with its credential.
+pub struct Poller {
     app: Arc<App>,
     cred: Credential,
     thread_id: String,
@@ -184,6 +187,7 @@ async fn catch_up(
         if p.jwt_expired() {
             return false;
         }
+        p.app.metrics.stream_poll("own");
         let env = match p
             .poll(after.take().or_else(|| last.map(|l| l.to_string())))
             .await
@@ -209,6 +213,27 @@ async fn catch_up(
     }
 }
 
+/// Which streams share their polls: those of one thread and one user (any of the user's JWTs), or
+/// of one thread and one token (a revoked token's stream must not live on another token's polls);
+/// a stream without a principal shares with nobody.
+fn group_key(thread: &str, cred: &Credential, principal: Option<&str>, rid: &str) -> Key {
+    use std::hash::{Hash, Hasher};
+    let principal = match (principal, cred.raw()) {
+        (Some(p), None) => p.to_string(),
+        (Some(p), Some(raw)) => {
+            let mut h = std::hash::DefaultHasher::new();
+            raw.hash(&mut h);
+            format!("{p}#{:016x}", h.finish())
+        }
+        (None, _) => format!("stream:{rid}"),
+    };
+    Key {
+        thread: Arc::from(thread.to_ascii_lowercase()),
+        kind: cred.kind(),
+        principal,
+    }
+}
+
 /// Answers `GET .../events/stream`: a normal JSON error when the first poll fails, else the stream.
 pub async fn open(
     ctx: &Ctx,
@@ -220,13 +245,14 @@ pub async fn open(
     // subscribe before the backlog query so nothing falls between the two
     let mut notices = app.notices.subscribe();
     let after = start_after(&req.query, req.last_event_id.as_deref());
-    let poller = Poller {
+    let poller = Arc::new(Poller {
         app: app.clone(),
         cred,
         thread_id: req.thread_id.clone(),
         ip: ctx.ip,
-    };
+    });
     let db_start = std::time::Instant::now();
+    app.metrics.stream_poll("own");
     let first = poller.poll(after.clone()).await;
     let db = db_start.elapsed();
     let env = match first {
@@ -257,51 +283,83 @@ pub async fn open(
     let mut shutdown = app.shutdown.clone();
     let heartbeat_every = app.cfg.sse_heartbeat;
     let recheck_every = app.cfg.sse_recheck;
-    tokio::spawn(async move {
-        let app = poller.app.clone();
-        app.metrics.stream_opened();
-        let thread = req.thread_id.to_ascii_lowercase();
-        let mut last: Option<i64> = after.as_deref().and_then(|a| a.parse().ok());
-        let hinted = tx.send(Bytes::from_static(RETRY_HINT.as_bytes())).await.is_ok();
-        let (alive, more) = emit(&tx, &env.body, &mut last).await;
-        let mut ok = hinted && alive;
-        if ok && more {
-            ok = catch_up(&poller, &tx, &mut last, None).await;
-        }
-        let mut heartbeat = tokio::time::interval_at(
-            tokio::time::Instant::now() + heartbeat_every,
-            heartbeat_every,
-        );
-        let mut recheck =
-            tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
-        while ok {
-            let mut repoll = false;
-            tokio::select! {
-                _ = tx.closed() => break,
-                _ = shutdown.changed() => break,
-                n = notices.recv() => match n {
-                    Ok(Notice::Thread(t, seq)) => {
-                        repoll = *t == *thread && last.is_none_or(|l| seq > l);
-                    }
-                    Ok(Notice::All) | Err(broadcast::error::RecvError::Lagged(_)) => repoll = true,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = recheck.tick() => repoll = true,
-                _ = heartbeat.tick() => {
-                    if tx.send(Bytes::from_static(HEARTBEAT.as_bytes())).await.is_err() {
-                        break;
-                    }
+    let key = group_key(
+        &req.thread_id,
+        &poller.cred,
+        env.principal.as_deref(),
+        &ctx.rid,
+    );
+    tokio::spawn(
+        async move {
+            let app = poller.app.clone();
+            app.metrics.stream_opened();
+            let thread = key.thread.clone();
+            let mut last: Option<i64> = after.as_deref().and_then(|a| a.parse().ok());
+            let hinted = tx
+                .send(Bytes::from_static(RETRY_HINT.as_bytes()))
+                .await
+                .is_ok();
+            let (alive, more) = emit(&tx, &env.body, &mut last).await;
+            let mut ok = hinted && alive;
+            if ok && more {
+                ok = catch_up(&poller, &tx, &mut last, None).await;
+            }
+            let mut member = app.fanout.join(key, &poller, last, &app.notices);
+            // what was committed before the join: this stream's own subscription (made before its
+            // first poll) has the notices, and it catches up on its own
+            let mut missed = false;
+            loop {
+                match notices.try_recv() {
+                    Ok(n) => missed |= wakes(&n, &thread, last),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => missed = true,
+                    Err(_) => break,
                 }
             }
-            if repoll {
-                // coalesce notifications that are already queued
-                while notices.try_recv().is_ok() {}
+            drop(notices);
+            if ok && missed {
                 ok = catch_up(&poller, &tx, &mut last, None).await;
-                recheck.reset();
             }
+            let mut heartbeat = tokio::time::interval_at(
+                tokio::time::Instant::now() + heartbeat_every,
+                heartbeat_every,
+            );
+            let mut recheck = tokio::time::interval_at(
+                tokio::time::Instant::now() + recheck_every,
+                recheck_every,
+            );
+            while ok {
+                let mut repoll = false;
+                tokio::select! {
+                    _ = tx.closed() => break,
+                    _ = shutdown.changed() => break,
+                    u = member.rx.recv() => match u {
+                        // an expired JWT ends its stream before the next event, as its own poll would
+                        Ok(Update::Page(_)) if poller.jwt_expired() => break,
+                        Ok(Update::Page(body)) if fits(&body, last) => {
+                            ok = emit(&tx, &body, &mut last).await.0;
+                        }
+                        // a gap, a failed shared poll, or pages missed: catch up on its own
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => repoll = true,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    // at least this often, the stream's own credential is checked again
+                    _ = recheck.tick() => repoll = true,
+                    _ = heartbeat.tick() => {
+                        if tx.send(Bytes::from_static(HEARTBEAT.as_bytes())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                if repoll {
+                    ok = catch_up(&poller, &tx, &mut last, None).await;
+                    recheck.reset();
+                }
+            }
+            drop(member);
+            app.metrics.stream_closed();
         }
-        app.metrics.stream_closed();
-    }.instrument(ctx.span.clone()));
+        .instrument(ctx.span.clone()),
+    );
     resp
 }
 
@@ -337,6 +395,41 @@ mod tests {
         assert_eq!(start_after(&q, Some("garbage")).as_deref(), Some("5"));
         q.insert("after_seq".into(), json!("-1"));
         assert_eq!(start_after(&q, None).as_deref(), Some("-1"));
+    }
+
+    #[test]
+    fn streams_share_by_user_or_by_token() {
+        use ama_core::token::TokenKind;
+        let jwt = |sub: &str| {
+            Credential::Jwt(crate::jwt::Verified {
+                claims: Arc::new(json!({ "sub": sub })),
+                exp: i64::MAX,
+            })
+        };
+        let t = "0F0E0D0C-0000-4000-8000-000000000001";
+        // two JWTs of one user share, whatever the thread id's case
+        assert_eq!(
+            group_key(t, &jwt("a"), Some("u1"), "r1"),
+            group_key(&t.to_lowercase(), &jwt("b"), Some("u1"), "r2")
+        );
+        assert_ne!(
+            group_key(t, &jwt("a"), Some("u1"), "r1"),
+            group_key(t, &jwt("a"), Some("u2"), "r1")
+        );
+        // two tokens of one agent do not; the same token does
+        let tok = |raw: &str| Credential::Token(TokenKind::Agent, raw.to_string());
+        let k1 = group_key(t, &tok("ama_eat_one"), Some("agent1"), "r1");
+        assert_eq!(k1, group_key(t, &tok("ama_eat_one"), Some("agent1"), "r2"));
+        assert_ne!(k1, group_key(t, &tok("ama_eat_two"), Some("agent1"), "r1"));
+        assert!(
+            !k1.principal.contains("ama_eat_one"),
+            "no raw token in the key"
+        );
+        // no principal: a group of its own
+        assert_ne!(
+            group_key(t, &Credential::None, None, "r1"),
+            group_key(t, &Credential::None, None, "r2")
+        );
     }
 
     #[tokio::test]
