@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproducible benchmarks for ama_pg (issues 3 and 4). One entry point:
 #
-#   bench/run.sh [--quick] [ledger|tokens|rls|all]      (default: all)
+#   bench/run.sh [--quick] [ledger|tokens|rls|api|all]      (default: all)
 #
 # Each suite runs in its own throwaway cluster (target/release/ama-harness exec), with the
 # extension installed in RELEASE mode first (incremental). Every number is reported as a ratio
@@ -28,13 +28,13 @@ done
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        ledger|tokens|rls) SUITES+=("$a") ;;
-        all) SUITES+=(ledger tokens rls) ;;
+        ledger|tokens|rls|api) SUITES+=("$a") ;;
+        all) SUITES+=(ledger tokens rls api) ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) echo "usage: bench/run.sh [--quick] [ledger|tokens|rls|all]" >&2; exit 2 ;;
+        *) echo "usage: bench/run.sh [--quick] [ledger|tokens|rls|api|all]" >&2; exit 2 ;;
     esac
 done
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(ledger tokens rls)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(ledger tokens rls api)
 
 if [ "$QUICK" = 1 ]; then
     export BENCH_SECS=${BENCH_SECS:-3} BENCH_ROUNDS=${BENCH_ROUNDS:-1}

@@ -1,0 +1,2 @@
+-- The whole security path: ama.request('events.poll', ...) as the shim's login, as the shim sends it.
+SELECT ama.request('events.poll', 'jwt', NULL, '{"sub": "00000000-0000-4000-8000-0000000000a1", "aud": "authenticated", "role": "authenticated", "email": "bench@example.com", "exp": 4102444800}'::jsonb, '127.0.0.1', jsonb_build_object('path', jsonb_build_object('thread_id', '00000000-0000-4000-8000-00000000f001'), 'query', jsonb_build_object('after_seq', :after::text, 'limit', '50'), 'body', null))::text;
