@@ -17,6 +17,8 @@
 //!   `PGPASSWORD` in its own environment, SQL that carries one goes through its stdin, and tools
 //!   run by `ama-harness exec` read them from a 0600 pgpass file (`PGPASSFILE`).
 
+pub mod standby;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::TcpListener;
