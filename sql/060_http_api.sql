@@ -10,10 +10,8 @@
 -- ama.request() pins search_path. SECURITY DEFINER functions pin their own.
 -- ============================================================================
 
--- A timestamp as the API shows it: RFC 3339 in UTC with microseconds (NULL stays NULL).
-CREATE FUNCTION ama._ts(t timestamptz) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
+-- A timestamp as the API shows it, RFC 3339 in UTC with microseconds, is ama._ts(timestamptz) (Rust:
+-- route_call::ts, the same text to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') gave).
 
 -- The request body as a JSON object; raises 22023 for any other JSON type.
 CREATE FUNCTION ama._body(args jsonb) RETURNS jsonb
@@ -552,7 +550,7 @@ END
 $$;
 
 -- GET /api/v1/chat/threads/{thread_id}/events: messages after after_seq (alias last_thread_seq), at most limit (needs read).
-CREATE FUNCTION ama.api_events_poll(args jsonb) RETURNS jsonb
+CREATE FUNCTION ama.api_events_poll(args jsonb) RETURNS json
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -561,24 +559,28 @@ DECLARE
     after pg_catalog.int8 := coalesce(ama._int(q -> 'after_seq', 'after_seq', 0, 9223372036854775806),
                              ama._int(q -> 'last_thread_seq', 'last_thread_seq', 0, 9223372036854775806), 0);
     lim pg_catalog.int4 := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
-    events pg_catalog.jsonb;
-    n pg_catalog.int4;
+    events pg_catalog.json;
     top pg_catalog.int8;
 BEGIN
-    SELECT coalesce(jsonb_agg(ama._message_json(m) ORDER BY m.thread_seq) FILTER (WHERE rn <= lim), '[]'),
-           count(*), max(m.thread_seq) FILTER (WHERE rn <= lim)
-      INTO events, n, top
-      FROM (SELECT x, row_number() OVER (ORDER BY x.thread_seq) AS rn
-              FROM ama.messages x
-             WHERE x.thread_id = id AND x.thread_seq > after
-             ORDER BY x.thread_seq
-             LIMIT lim + 1) s, LATERAL (SELECT (s.x).*) m;
+    -- One json_agg over the page, its columns named as the API names them (the way PostgREST
+    -- shapes a response): several times faster than building a jsonb object per row.
+    SELECT coalesce(pg_catalog.json_agg(e), '[]'), max(e.thread_seq)
+      INTO events, top
+      FROM (SELECT m.message_id AS event_id, m.message_id, 'message_committed' AS event_type, m.thread_id,
+                   m.thread_seq, m.sender_id, m.role, m.content, m.mentions, m.client_message_id, m.metadata,
+                   m.base_seq, m.latest_seen_seq, m.server_seq_at_submit, ama._ts(m.created_at) AS created_at
+              FROM ama.messages m
+             WHERE m.thread_id = id AND m.thread_seq > after
+             ORDER BY m.thread_seq
+             LIMIT lim) e;
     IF top IS NOT NULL THEN
         UPDATE ama.participants p SET last_read_seq = top
          WHERE p.thread_id = id AND p.actor_id = ama.actor_id() AND p.last_read_seq < top;
     END IF;
-    RETURN jsonb_build_object('events', events, 'has_more', n > lim,
-                              'last_seq', coalesce(top, after));
+    RETURN pg_catalog.json_build_object(
+        'events', events,
+        'has_more', top IS NOT NULL AND EXISTS (SELECT 1 FROM ama.messages m WHERE m.thread_id = id AND m.thread_seq > top),
+        'last_seq', coalesce(top, after));
 END
 $$;
 

@@ -1,5 +1,5 @@
 -- ============================================================================
--- ama_pg 070: ama.request(), the one statement the shim sends per request
+-- ama_pg 070: ama.request_json(), the one statement the shim sends per request
 -- PL/pgSQL on purpose: the route function is called from here, not from Rust,
 -- so its errors keep their exact SQLSTATE (AM403, AM404, ...). They are turned
 -- into an error envelope through the shared SQLSTATE-to-HTTP table, so the
@@ -10,11 +10,20 @@
 -- SECURITY DEFINER exit (or the transaction's abort) switches back.
 -- ============================================================================
 
--- Handles one HTTP request routed by the shim; executable by ama_authenticator only. The SET clauses restore every context
--- setting when it returns, so a request's identity never outlives the call, even inside a caller's open transaction.
-CREATE FUNCTION ama.request(route text, credential_kind text, credential text, claims jsonb,
-                            client_ip inet, args jsonb)
-RETURNS jsonb
+-- Calls a route function (one jsonb argument; json or jsonb out, checked before the call) through the function manager,
+-- answering json: no statement is parsed or planned per request. Executable by nobody but the owner. Rust:
+-- route_call::ama_call_route.
+CREATE FUNCTION ama._call_route(handler oid, args jsonb) RETURNS json
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'ama_call_route';
+
+-- Handles one HTTP request routed by the shim and answers the envelope as json text; executable by ama_authenticator
+-- only. The body is passed through as the route made it (json_agg output is never re-parsed into jsonb). The SET clauses
+-- restore every context setting when it returns, so a request's identity never outlives the call, even inside a
+-- caller's open transaction.
+CREATE FUNCTION ama.request_json(route text, credential_kind text, credential text, claims jsonb,
+                                 client_ip inet, args jsonb)
+RETURNS json
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET ama.actor_id = ''
@@ -27,19 +36,18 @@ SET request.jwt.claims = ''
 AS $$
 DECLARE
     pre pg_catalog.jsonb := ama._request_begin(route, credential_kind, credential, claims, client_ip);
-    result pg_catalog.jsonb;
+    result pg_catalog.json;
     state pg_catalog.text;
     msg pg_catalog.text;
     http pg_catalog.record;
 BEGIN
     IF pre ? 'body' THEN
-        RETURN pre;
+        RETURN pre::pg_catalog.json;
     END IF;
     BEGIN
         -- Inside the block: an error's subtransaction abort also switches back from the request role.
         PERFORM ama._become(pre ->> 'role');
-        EXECUTE format('SELECT %s($1)', (pre ->> 'handler')::oid::regproc)
-           INTO result USING coalesce(args, '{}'::jsonb);
+        result := ama._call_route((pre ->> 'handler')::pg_catalog.oid, coalesce(args, '{}'::pg_catalog.jsonb));
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         SELECT * INTO http FROM ama._http_error(state);
@@ -50,11 +58,27 @@ BEGIN
             END IF;
             msg := http.public_message;
         END IF;
-        RETURN jsonb_build_object('status', http.http_status,
-                                  'body', jsonb_build_object('code', http.error_code, 'message', msg),
-                                  'sqlstate', state, 'rate', pre -> 'rate', 'principal', pre -> 'principal');
+        RETURN pg_catalog.json_build_object('status', http.http_status,
+                                            'body', pg_catalog.json_build_object('code', http.error_code, 'message', msg),
+                                            'sqlstate', state, 'rate', pre -> 'rate', 'principal', pre -> 'principal');
     END;
-    RETURN jsonb_build_object('status', pre -> 'status', 'body', result,
-                              'rate', pre -> 'rate', 'principal', pre -> 'principal');
+    RETURN pg_catalog.json_build_object('status', pre -> 'status', 'body', result,
+                                        'rate', pre -> 'rate', 'principal', pre -> 'principal');
 END
 $$;
+
+-- The same request, with the envelope as jsonb (for SQL callers and tests); executable by ama_authenticator only. It
+-- carries the same SET clauses, so it too leaves no context setting behind.
+CREATE FUNCTION ama.request(route text, credential_kind text, credential text, claims jsonb,
+                            client_ip inet, args jsonb)
+RETURNS jsonb
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET ama.actor_id = ''
+SET ama.principal_kind = ''
+SET ama.claims = ''
+SET ama.credential_id = ''
+SET ama.client_ip = ''
+SET ama.plan = ''
+SET request.jwt.claims = ''
+AS $$ SELECT ama.request_json(route, credential_kind, credential, claims, client_ip, args)::pg_catalog.jsonb $$;

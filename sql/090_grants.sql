@@ -12,7 +12,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ama FROM PUBLIC;
 GRANT USAGE ON SCHEMA ama TO anon, authenticated, service_role, ama_service, ama_admin, ama_authenticator;
 
 -- Only the shim's login role may enter a request.
-GRANT EXECUTE ON FUNCTION ama.request(text, text, text, jsonb, inet, jsonb) TO ama_authenticator;
+GRANT EXECUTE ON FUNCTION ama.request_json(text, text, text, jsonb, inet, jsonb),
+    ama.request(text, text, text, jsonb, inet, jsonb) TO ama_authenticator;
 
 -- Context helpers and the policy helpers the policies call, for every role that runs under RLS.
 GRANT EXECUTE ON FUNCTION ama.claims(), ama.actor_id(), ama.uid(), ama.principal_kind(), ama.current_plan(),

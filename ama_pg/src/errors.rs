@@ -32,6 +32,15 @@ pub fn internal(message: &str) -> ! {
     );
 }
 
+/// Raises 42883 undefined_function.
+pub fn undefined_function(message: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_UNDEFINED_FUNCTION,
+        message.to_string()
+    );
+}
+
 /// Raises 28000 invalid_authorization_specification with the generic credential message.
 pub fn unauthorized() -> ! {
     ereport!(

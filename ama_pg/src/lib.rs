@@ -10,7 +10,8 @@
 //! - [`membership`]: the current actor's membership of a thread, memoised per snapshot, for the
 //!   RLS policies; [`capabilities`]: capability names;
 //! - [`prepared`]: SPI statements prepared once per backend;
-//! - [`request`]: the Rust half of `ama.request()`, the one statement the shim sends per request.
+//! - [`request`]: the Rust half of `ama.request()`, the one statement the shim sends per request;
+//!   [`route_call`]: its route call through the function manager, and the API's timestamps.
 
 use pgrx::prelude::*;
 
@@ -29,6 +30,7 @@ mod probe;
 mod ratelimit;
 mod rawfn;
 mod request;
+mod route_call;
 
 ::pgrx::pg_module_magic!();
 
@@ -76,7 +78,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",
     name = "http_api",
-    requires = ["sql_api"]
+    requires = ["sql_api", route_call::ts]
 );
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",

@@ -77,6 +77,25 @@ pub struct Rate {
     pub window: u64,
 }
 
+impl Rate {
+    /// Parses an envelope's `rate` leniently (fractional seconds round up, a missing number is 0,
+    /// no policy is `default`); `None` unless it is an object.
+    pub fn parse(r: &Value) -> Option<Rate> {
+        r.is_object().then(|| Rate {
+            policy: r
+                .get("policy")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string(),
+            limit: seconds(r, "limit"),
+            remaining: seconds(r, "remaining"),
+            reset: seconds(r, "reset"),
+            retry_after: seconds(r, "retry_after"),
+            window: seconds(r, "window"),
+        })
+    }
+}
+
 /// What `ama.request()` returns: the HTTP status, the body, the rate-limit state of the route's
 /// policy and the acting actor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,18 +139,7 @@ impl Envelope {
             .and_then(Value::as_u64)
             .filter(|s| (200..=599).contains(s))? as u16;
         let body = o.remove("body").unwrap_or(Value::Null);
-        let rate = o.get("rate").filter(|r| r.is_object()).map(|r| Rate {
-            policy: r
-                .get("policy")
-                .and_then(Value::as_str)
-                .unwrap_or("default")
-                .to_string(),
-            limit: seconds(r, "limit"),
-            remaining: seconds(r, "remaining"),
-            reset: seconds(r, "reset"),
-            retry_after: seconds(r, "retry_after"),
-            window: seconds(r, "window"),
-        });
+        let rate = o.get("rate").and_then(Rate::parse);
         let principal = o
             .get("principal")
             .and_then(Value::as_str)

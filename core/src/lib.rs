@@ -10,4 +10,5 @@ pub mod errors;
 pub mod events;
 pub mod gcra;
 pub mod net;
+pub mod time;
 pub mod token;

@@ -1,4 +1,7 @@
-//! The database side: one pooled, prepared `ama.request(...)` call per API request.
+//! The database side: one pooled, prepared `ama.request_json(...)` call per API request.
+
+mod reply;
+pub use reply::{JsonText, Reply};
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -15,11 +18,12 @@ use crate::config::DbPooler;
 
 use crate::metrics::PoolGauges;
 
-/// The single statement of every API request.
+/// The single statement of every API request. It answers the envelope as `json` text, so the
+/// body the route shaped reaches the client without being parsed on either side.
 pub const REQUEST_SQL: &str =
-    "SELECT ama.request($1::text, $2::text, $3::text, $4::jsonb, $5::inet, $6::jsonb)";
+    "SELECT ama.request_json($1::text, $2::text, $3::text, $4::jsonb, $5::inet, $6::jsonb)";
 
-pub use ama_core::envelope::{Envelope, Rate};
+pub use ama_core::envelope::Rate;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +35,7 @@ pub enum DbError {
     #[error("database error {code}: {message}")]
     Sql { code: String, message: String },
     /// The function answered something that is not an envelope.
-    #[error("bad answer from ama.request: {0}")]
+    #[error("bad answer from ama.request_json: {0}")]
     Protocol(String),
 }
 
@@ -159,7 +163,7 @@ impl Db {
         })
     }
 
-    /// Calls `ama.request`. Returns the envelope and the time spent on the call.
+    /// Calls `ama.request_json`. Returns its answer and the time spent on the call.
     pub async fn request(
         &self,
         route: &str,
@@ -168,7 +172,7 @@ impl Db {
         claims: Option<&Value>,
         ip: IpAddr,
         args: &Value,
-    ) -> Result<(Envelope, Duration), DbError> {
+    ) -> Result<(Reply, Duration), DbError> {
         let start = Instant::now();
         let deadline = tokio::time::Instant::from_std(start + self.deadline);
         // the route's own share of the pool first, so one slow route cannot hold all of it
@@ -243,15 +247,15 @@ impl Db {
                     "database connection error: {e}"
                 )))
             }
-            Ok(Ok(None)) => Err(DbError::Protocol("ama.request returned no row".into())),
+            Ok(Ok(None)) => Err(DbError::Protocol("ama.request_json returned no row".into())),
             Ok(Ok(Some(row))) => {
-                let v: Option<Value> = row
+                let text: Option<JsonText> = row
                     .try_get(0)
                     .map_err(|e| DbError::Protocol(format!("bad column: {e}")))?;
-                let env = v.and_then(Envelope::parse).ok_or_else(|| {
-                    DbError::Protocol("ama.request returned no valid envelope".into())
+                let reply = text.and_then(|t| Reply::parse(t.0)).ok_or_else(|| {
+                    DbError::Protocol("ama.request_json returned no valid envelope".into())
                 })?;
-                Ok((env, elapsed))
+                Ok((reply, elapsed))
             }
         }
     }

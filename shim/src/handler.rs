@@ -270,7 +270,7 @@ where
             app.metrics.db_latency(call);
             ctx.record_auth(&cred, env.status);
             ctx.set_principal(env.principal.as_deref());
-            envelope_response(&app.metrics, &env, &ctx.rid)
+            envelope_response(&app.metrics, env, &ctx.rid)
         }
         Err(e) => db_error_response(&app.metrics, &e, &ctx.rid),
     };

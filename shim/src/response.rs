@@ -9,13 +9,13 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHE
 use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::db::DbError;
+use crate::db::{DbError, Reply};
 use crate::errors::{ApiError, WWW_AUTHENTICATE as WWW_AUTH_VALUE};
 use crate::limiter::Verdict;
 use crate::metrics::Metrics;
-use ama_core::envelope::{Envelope, Rate};
+use ama_core::envelope::Rate;
 
 /// `Retry-After` (seconds) on every 503: the database is down or slow, the pool is exhausted.
 pub const UNAVAILABLE_RETRY_AFTER: &str = "2";
@@ -94,6 +94,11 @@ pub fn set_rate_headers(resp: &mut Response<Body>, rate: &Rate, status: u16) {
 /// A JSON response with the request id (and `WWW-Authenticate` on 401).
 pub fn json_response(status: u16, body: &Value, request_id: &str) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes_response(status, Bytes::from(bytes), request_id)
+}
+
+/// [`json_response`] with a body that is JSON text already.
+pub fn json_bytes_response(status: u16, bytes: Bytes, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -137,23 +142,22 @@ pub fn limited_response(
 
 /// Turns a database result into the HTTP response (status, body, rate headers). An error body
 /// gets the request id; a 4xx/5xx without a proper error body gets a generic one.
-pub fn envelope_response(metrics: &Metrics, env: &Envelope, rid: &str) -> Response<Body> {
-    if env.status == 429 {
-        if let Some(r) = &env.rate {
+pub fn envelope_response(metrics: &Metrics, reply: Reply, rid: &str) -> Response<Body> {
+    if reply.status == 429 {
+        if let Some(r) = &reply.rate {
             metrics.rate_limited(&r.policy);
         }
     }
-    let body = if env.status >= 400 {
-        match &env.body {
-            Value::Object(o) if o.get("code").is_some_and(Value::is_string) => {
-                let mut o: Map<String, Value> = o.clone();
+    let mut resp = if reply.status >= 400 {
+        let body = match reply.body_value() {
+            Value::Object(mut o) if o.get("code").is_some_and(Value::is_string) => {
                 o.insert("request_id".into(), Value::String(rid.to_string()));
                 Value::Object(o)
             }
             _ => {
                 let e = ApiError::status(
-                    env.status,
-                    if env.status >= 500 {
+                    reply.status,
+                    if reply.status >= 500 {
                         ama_core::envelope::INTERNAL
                     } else {
                         "request failed"
@@ -161,13 +165,15 @@ pub fn envelope_response(metrics: &Metrics, env: &Envelope, rid: &str) -> Respon
                 );
                 e.body(rid)
             }
-        }
+        };
+        json_response(reply.status, &body, rid)
     } else {
-        env.body.clone()
+        // the body as the database wrote it: no parse, no second serialisation
+        let text: Box<str> = reply.body.into();
+        json_bytes_response(reply.status, Bytes::from(text.into_string()), rid)
     };
-    let mut resp = json_response(env.status, &body, rid);
-    if let Some(rate) = &env.rate {
-        set_rate_headers(&mut resp, rate, env.status);
+    if let Some(rate) = &reply.rate {
+        set_rate_headers(&mut resp, rate, reply.status);
     }
     resp
 }
@@ -273,13 +279,9 @@ mod tests {
     #[test]
     fn error_envelopes_get_the_request_id_and_5xx_stay_generic() {
         let m = Metrics::default();
-        let env = Envelope {
-            status: 500,
-            body: serde_json::json!({"detail": "relation ama.secret"}),
-            rate: None,
-            principal: None,
-        };
-        let r = envelope_response(&m, &env, "rid-2");
+        let reply = Reply::parse(r#"{"status": 500, "body": {"detail": "relation ama.secret"}}"#)
+            .expect("reply");
+        let r = envelope_response(&m, reply, "rid-2");
         assert_eq!(r.status(), 500);
         assert_eq!(r.headers()[&X_REQUEST_ID], "rid-2");
     }

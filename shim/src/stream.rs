@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::context::Ctx;
 use crate::credential::Credential;
-use crate::db::{DbError, Envelope};
+use crate::db::{DbError, Reply};
 use crate::response::{
     db_error_response, envelope_response, server_timing, set_header, set_rate_headers, Body,
     SERVER_TIMING,
@@ -120,7 +120,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    async fn poll(&self, after: Option<String>) -> Result<Envelope, DbError> {
+    async fn poll(&self, after: Option<String>) -> Result<Reply, DbError> {
         let mut query = Map::new();
         if let Some(a) = after {
             query.insert("after_seq".into(), Value::String(a));
@@ -192,7 +192,7 @@ async fn catch_up(
             .poll(after.take().or_else(|| last.map(|l| l.to_string())))
             .await
         {
-            Ok(env) if env.status == 200 => env,
+            Ok(env) if env.status == 200 => env.body_value(),
             Ok(env) => {
                 tracing::info!(status = env.status, "event stream ends: access lost");
                 return false;
@@ -203,7 +203,7 @@ async fn catch_up(
             }
         };
         let before = *last;
-        let (alive, more) = emit(tx, &env.body, last).await;
+        let (alive, more) = emit(tx, &env, last).await;
         if !alive {
             return false;
         }
@@ -262,8 +262,9 @@ pub async fn open(
     ctx.record_auth(&poller.cred, env.status);
     ctx.set_principal(env.principal.as_deref());
     if env.status != 200 {
-        return envelope_response(&app.metrics, &env, &ctx.rid);
+        return envelope_response(&app.metrics, env, &ctx.rid);
     }
+    let body = env.body_value();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut resp = Response::new(ChannelBody { rx }.boxed());
     resp.headers_mut()
@@ -299,7 +300,7 @@ pub async fn open(
                 .send(Bytes::from_static(RETRY_HINT.as_bytes()))
                 .await
                 .is_ok();
-            let (alive, more) = emit(&tx, &env.body, &mut last).await;
+            let (alive, more) = emit(&tx, &body, &mut last).await;
             let mut ok = hinted && alive;
             if ok && more {
                 ok = catch_up(&poller, &tx, &mut last, None).await;

@@ -162,7 +162,7 @@ INSERT INTO ops VALUES
     ('read participants',       'query', $q$SELECT count(*)::text FROM ama.participants WHERE thread_id = %1$L$q$),
     ('read messages',           'query', $q$SELECT count(*)::text FROM ama.messages WHERE thread_id = %1$L AND sender_id = 'service:fixture'$q$),
     ('api_threads_get',         'query', $q$SELECT 'ok' FROM ama.api_threads_get(jsonb_build_object('path', jsonb_build_object('thread_id', %1$L)))$q$),
-    ('api_events_poll',         'query', $q$SELECT CASE WHEN r -> 'events' @> '[{"sender_id": "service:fixture"}]' THEN 'ok' ELSE r::text END
+    ('api_events_poll',         'query', $q$SELECT CASE WHEN (r -> 'events')::jsonb @> '[{"sender_id": "service:fixture"}]' THEN 'ok' ELSE r::text END
                                              FROM ama.api_events_poll(jsonb_build_object('path', jsonb_build_object('thread_id', %1$L))) r$q$),
     ('INSERT INTO messages',    'exec',  $q$INSERT INTO ama.messages (thread_id, sender_id, role, content)
                                             VALUES (%1$L, coalesce(ama.actor_id(), %2$L),

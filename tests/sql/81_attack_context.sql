@@ -16,7 +16,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 
 \ir include/8x_fixture.psql
 
@@ -42,7 +42,8 @@ SELECT is_empty(
     $$SELECT p.oid::regprocedure::text, m[1] AS setting
         FROM pg_proc p, regexp_matches(p.prosrc, 'set_config\s*\(\s*''(ama\.[a-z_]+)''', 'g') m
        WHERE p.pronamespace = 'ama'::regnamespace
-         AND p.oid NOT IN ('ama.request(text, text, text, jsonb, inet, jsonb)'::regprocedure, 'ama.impersonate(text)'::regprocedure)
+         AND p.oid NOT IN ('ama.request(text, text, text, jsonb, inet, jsonb)'::regprocedure,
+                           'ama.request_json(text, text, text, jsonb, inet, jsonb)'::regprocedure, 'ama.impersonate(text)'::regprocedure)
          AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE split_part(c, '=', 1) = m[1])$$,
     'every function that sets an ama.* context setting (but request and impersonate) restores it with a SET clause');
 SELECT is(
@@ -51,13 +52,19 @@ SELECT is(
            ORDER BY 1),
     ARRAY['ama.actor_id', 'ama.claims', 'ama.client_ip', 'ama.credential_id', 'ama.plan', 'ama.principal_kind', 'request.jwt.claims'],
     'ama.request restores all six context settings and request.jwt.claims on exit (SET clauses)');
+SELECT is(
+    ARRAY(SELECT split_part(c, '=', 1) FROM pg_proc p, unnest(p.proconfig) c
+           WHERE p.oid = 'ama.request_json(text, text, text, jsonb, inet, jsonb)'::regprocedure AND c NOT LIKE 'search\_path=%'
+           ORDER BY 1),
+    ARRAY['ama.actor_id', 'ama.claims', 'ama.client_ip', 'ama.credential_id', 'ama.plan', 'ama.principal_kind', 'request.jwt.claims'],
+    'ama.request_json restores all six context settings and request.jwt.claims on exit (SET clauses)');
 -- The Rust half that sets the context, and the role switch, are reachable only through ama.request.
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text, r FROM pg_proc p,
              unnest(ARRAY['anon', 'authenticated', 'service_role', 'ama_service', 'sp8x_svc', 'ama_authenticator']) r
-       WHERE p.pronamespace = 'ama'::regnamespace AND p.proname IN ('_request_begin', '_become')
+       WHERE p.pronamespace = 'ama'::regnamespace AND p.proname IN ('_request_begin', '_become', '_call_route')
          AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
-    'ama._request_begin and ama._become are executable by no request role, service or the authenticator');
+    'ama._request_begin, ama._become and ama._call_route are executable by no request role, service or the authenticator');
 
 -- ---------------------------------------------------------------------------
 -- 2. Every executable function, in every context, leaves the context as it found it.

@@ -94,6 +94,7 @@ INSERT INTO expected_functions VALUES
     ('ama._rate_policy_rows()',                                      '.', '.', 'x', 'x', '.', 'x'),
     -- the shim's login role
     ('ama.request(text,text,text,jsonb,inet,jsonb)',                 '.', '.', '.', '.', 'x', '.'),
+    ('ama.request_json(text,text,text,jsonb,inet,jsonb)',            '.', '.', '.', '.', 'x', '.'),
     ('ama.events_key()',                                             '.', '.', '.', '.', 'x', '.'),
     -- DBAs
     ('ama.set_plan(uuid,text)',                                      '.', '.', '.', '.', '.', 'x'),
@@ -112,6 +113,7 @@ INSERT INTO expected_functions VALUES
     -- nobody but the extension's own code (SECURITY DEFINER callers, triggers, the planner)
     ('ama._request_begin(text,text,text,jsonb,inet)',                '.', '.', '.', '.', '.', '.'),
     ('ama._become(text)',                                            '.', '.', '.', '.', '.', '.'),
+    ('ama._call_route(oid,jsonb)',                                   '.', '.', '.', '.', '.', '.'),
     ('ama._http_error(text)',                                        '.', '.', '.', '.', '.', '.'),
     ('ama._audit(text,text,jsonb)',                                  '.', '.', '.', '.', '.', '.'),
     ('ama._audit_as(text,inet,text,text,jsonb)',                     '.', '.', '.', '.', '.', '.'),

@@ -187,7 +187,7 @@ async fn poll_for_group(group: &Group) {
                 return;
             }
         };
-        let body = Arc::new(env.body);
+        let body = Arc::new(env.body_value());
         let (events, more) = page(&body);
         let top = events.iter().map(|(s, _)| *s).max();
         if let Some(top) = top {
