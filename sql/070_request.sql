@@ -6,14 +6,15 @@
 -- response still carries the rate-limit state and the audit rows written before
 -- the route ran still commit; the route's own writes are rolled back.
 -- ama._request_begin() (Rust) authenticates, rate limits and sets the context;
--- ama._become() (Rust) switches to the request role, which this function's
--- SECURITY DEFINER exit (or the transaction's abort) switches back.
+-- ama._call_route() (Rust) switches to the request role, which this function's
+-- SECURITY DEFINER exit (or the block's or transaction's abort) switches back,
+-- and calls the route function through the function manager.
 -- ============================================================================
 
--- Calls a route function (one jsonb argument; json or jsonb out, checked before the call) through the function manager,
--- answering json: no statement is parsed or planned per request. Executable by nobody but the owner. Rust:
--- route_call::ama_call_route.
-CREATE FUNCTION ama._call_route(handler oid, args jsonb) RETURNS json
+-- Switches to the request role and calls a route function it may EXECUTE (one jsonb argument; json or jsonb out,
+-- checked before the call) through the function manager, answering json: no statement is parsed or planned per request.
+-- Executable by nobody but the owner. Rust: route_call::ama_call_route.
+CREATE FUNCTION ama._call_route(role text, handler oid, args jsonb) RETURNS json
 LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'ama_call_route';
 
@@ -46,8 +47,7 @@ BEGIN
     END IF;
     BEGIN
         -- Inside the block: an error's subtransaction abort also switches back from the request role.
-        PERFORM ama._become(pre ->> 'role');
-        result := ama._call_route((pre ->> 'handler')::pg_catalog.oid, coalesce(args, '{}'::pg_catalog.jsonb));
+        result := ama._call_route(pre ->> 'role', (pre ->> 'handler')::pg_catalog.oid, coalesce(args, '{}'::pg_catalog.jsonb));
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         SELECT * INTO http FROM ama._http_error(state);
@@ -68,11 +68,12 @@ END
 $$;
 
 -- The same request, with the envelope as jsonb (for SQL callers and tests); executable by ama_authenticator only. It
--- carries the same SET clauses, so it too leaves no context setting behind.
+-- carries the same SET clauses (so it is SECURITY DEFINER: only the owner may set them), so it too leaves no context
+-- setting behind.
 CREATE FUNCTION ama.request(route text, credential_kind text, credential text, claims jsonb,
                             client_ip inet, args jsonb)
 RETURNS jsonb
-LANGUAGE sql VOLATILE
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET ama.actor_id = ''
 SET ama.principal_kind = ''

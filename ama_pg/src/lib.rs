@@ -86,7 +86,6 @@ pgrx::extension_sql_file!(
     requires = [
         "http_api",
         request::request_begin,
-        request::become_role,
         errors::http_error
     ]
 );

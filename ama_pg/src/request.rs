@@ -1,4 +1,4 @@
-//! The Rust half of `ama.request()`, the one statement the shim sends per HTTP request.
+//! The Rust half of `ama.request_json()` (and of `ama.request()`, which wraps it), the one statement the shim sends per HTTP request.
 //!
 //! `ama.request()` itself is PL/pgSQL (sql/070_request.sql), so that errors raised by route
 //! functions reach the client with their exact SQLSTATE (pgrx re-raises errors that cross Rust
@@ -12,9 +12,9 @@
 //! 3. takes the route's rate-limit decision in the shared-memory ledger;
 //! 4. sets the request context as transaction-local SUSET settings (`ama.actor_id`, ...) and
 //!    Supabase's `request.jwt.claims`;
-//! 5. switches to the request role (`anon`, `authenticated` or `service_role`) with
-//!    `ama._become()`, exactly as a SECURITY DEFINER boundary does, and calls the route's SQL
-//!    function under RLS.
+//! 5. switches to the request role (`anon`, `authenticated` or `service_role`), exactly as a
+//!    SECURITY DEFINER boundary does, and calls the route's SQL function under RLS, with
+//!    `ama._call_route()` ([`crate::route_call`]).
 //!
 //! Authentication failures and rate-limit denials are returned as an envelope rather than raised,
 //! so their audit rows commit. Errors raised by the route function propagate with their SQLSTATE.
@@ -263,23 +263,6 @@ fn auth_failure(route_name: &str, kind: &str, ip: &str, scope: &str) -> JsonB {
 /// The ledger key of failed authentications: one per (client IP, credential kind).
 fn auth_failure_key(ip: &str, kind: &str) -> String {
     format!("ip:{ip}|{kind}")
-}
-
-/// Switches the current user to a request role until the calling SECURITY DEFINER function
-/// returns (its exit, or the transaction's abort, restores the caller). `SET ROLE` is refused
-/// while switched. Executable by nobody but the extension's owner (grants revoke it from PUBLIC).
-#[pg_extern(volatile, parallel_unsafe, name = "_become")]
-fn become_role(role: &str) {
-    if !matches!(role, "anon" | "authenticated" | "service_role") {
-        errors::bad_input("request role must be anon, authenticated or service_role");
-    }
-    let name = std::ffi::CString::new(role).unwrap_or_default();
-    unsafe {
-        let target = pg_sys::get_role_oid(name.as_ptr(), false);
-        let (mut uid, mut ctx) = (pg_sys::InvalidOid, 0);
-        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
-        pg_sys::SetUserIdAndSecContext(target, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-    }
 }
 
 /// Everything `ama.request()` does before the route call: returns either a final envelope (401,

@@ -2,7 +2,8 @@
 //! `EXECUTE format(...)`: no statement is parsed or planned per request, and the route function's
 //! own plans stay cached as usual. Also `ama._ts()`, the API's timestamp rendering.
 //!
-//! `ama._call_route(handler, args)` calls only a plain function of exactly one `jsonb` argument
+//! `ama._call_route(role, handler, args)` switches to the request role and calls only a plain
+//! function that role may EXECUTE, and only a plain function of exactly one `jsonb` argument
 //! that returns `json` or `jsonb` (checked in the catalog before every call, so no other
 //! function is ever handed these datums), and answers `json`: a `jsonb` answer is rendered to
 //! text once, a `json` answer (a route that shapes its rows with `json_agg`) is passed through
@@ -31,9 +32,18 @@ enum Answer {
 /// `jsonb` out. Anything else is refused with 42883 (undefined function) before it is called.
 unsafe fn route_signature(handler: pg_sys::Oid) -> Answer {
     unsafe {
+        let exists = pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::PROCOID as std::ffi::c_int,
+            pg_sys::Datum::from(handler),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        );
+        if !exists {
+            errors::undefined_function("the route handler does not exist");
+        }
         let mut argtypes: *mut pg_sys::Oid = std::ptr::null_mut();
         let mut nargs: i32 = 0;
-        // errors (42883) itself when the function does not exist
         let ret = pg_sys::get_func_signature(handler, &mut argtypes, &mut nargs);
         let one_jsonb = nargs == 1 && *argtypes == pg_sys::JSONBOID;
         pg_sys::pfree(argtypes.cast());
@@ -51,16 +61,47 @@ unsafe fn route_signature(handler: pg_sys::Oid) -> Answer {
     }
 }
 
-/// `ama._call_route(handler oid, args jsonb) RETURNS json`.
+/// Switches the current user to a request role until the calling SECURITY DEFINER function
+/// (`ama.request_json`) returns: its exit, or the subtransaction's or transaction's abort,
+/// restores the caller. `SET ROLE` is refused while switched.
+unsafe fn become_role(role: &str) -> pg_sys::Oid {
+    if !matches!(role, "anon" | "authenticated" | "service_role") {
+        errors::bad_input("request role must be anon, authenticated or service_role");
+    }
+    let name = std::ffi::CString::new(role).unwrap_or_default();
+    unsafe {
+        let target = pg_sys::get_role_oid(name.as_ptr(), false);
+        let (mut uid, mut ctx) = (pg_sys::InvalidOid, 0);
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+        pg_sys::SetUserIdAndSecContext(target, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        target
+    }
+}
+
+/// `ama._call_route(role text, handler oid, args jsonb) RETURNS json`: becomes the request role,
+/// checks that it may EXECUTE the handler (as `SELECT handler(...)` would), checks the handler's
+/// signature, and calls it.
 #[unsafe(no_mangle)]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn ama_call_route(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let handler = pgrx::fcinfo::pg_getarg::<pg_sys::Oid>(fcinfo, 0)
+        let role = pgrx::fcinfo::pg_getarg::<&str>(fcinfo, 0)
+            .unwrap_or_else(|| errors::null_input("role must not be NULL"));
+        let handler = pgrx::fcinfo::pg_getarg::<pg_sys::Oid>(fcinfo, 1)
             .unwrap_or_else(|| errors::null_input("handler must not be NULL"));
-        let args = pgrx::fcinfo::pg_getarg_datum(fcinfo, 1)
+        let args = pgrx::fcinfo::pg_getarg_datum(fcinfo, 2)
             .unwrap_or_else(|| errors::null_input("args must not be NULL"));
         let answer = route_signature(handler);
+        let me = become_role(role);
+        if pg_sys::pg_proc_aclcheck(handler, me, pg_sys::ACL_EXECUTE as pg_sys::AclMode)
+            != pg_sys::AclResult::ACLCHECK_OK
+        {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "permission denied for the route function"
+            );
+        }
         let mut flinfo = pg_sys::FmgrInfo::default();
         // fmgr_info sets up SECURITY DEFINER and SET clauses of the handler as any call would
         pg_sys::fmgr_info(handler, &mut flinfo);

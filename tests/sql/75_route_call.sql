@@ -4,7 +4,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(13);
+SELECT plan(16);
 
 -- 1. ama._ts is to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), for every kind of
 --    timestamp: around now, far in the past and the future, BC, the epochs, leap days, infinity.
@@ -24,28 +24,40 @@ SELECT is(ama._ts(NULL), NULL, 'ama._ts(NULL) is NULL');
 SELECT is(ama._ts('2026-11-29 23:45:14.1+00'), '2026-11-29T23:45:14.100000Z', 'RFC 3339 UTC with microseconds');
 
 -- 2. ama._call_route refuses anything that is not a route function, before calling it.
-SELECT throws_ok($$SELECT ama._call_route('pg_catalog.pg_terminate_backend(integer, bigint)'::regprocedure, '{}')$$,
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 'pg_catalog.pg_terminate_backend(integer, bigint)'::regprocedure, '{}')$$,
                  '42883', 'a route handler must take one jsonb argument and return json or jsonb',
                  'a function of other arguments is never called with a jsonb datum');
-SELECT throws_ok($$SELECT ama._call_route('pg_catalog.jsonb_typeof(jsonb)'::regprocedure, '{}')$$,
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 'pg_catalog.jsonb_typeof(jsonb)'::regprocedure, '{}')$$,
                  '42883', NULL, 'a jsonb function that returns text is refused');
-SELECT throws_ok($$SELECT ama._call_route('pg_catalog.jsonb_array_elements(jsonb)'::regprocedure, '[1]')$$,
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 'pg_catalog.jsonb_array_elements(jsonb)'::regprocedure, '[1]')$$,
                  '42883', NULL, 'a set-returning function is refused');
-SELECT throws_ok($$SELECT ama._call_route(4294967295::oid, '{}')$$, '42883', NULL, 'an unknown function is refused');
-SELECT throws_ok($$SELECT ama._call_route(NULL, '{}')$$, '22004', NULL, 'a NULL handler is refused');
-SELECT throws_ok($$SELECT ama._call_route('ama._body(jsonb)'::regprocedure, NULL)$$, '22004', NULL, 'NULL args are refused');
--- a jsonb route answers its json text; a json route passes through untouched
-SELECT is(ama._call_route('ama._body(jsonb)'::regprocedure, '{"body": {"b": [1, 2], "a": "x"}}')::text,
-          '{"a": "x", "b": [1, 2]}', 'a jsonb answer comes back as its json text');
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 4294967295::oid, '{}')$$, '42883', NULL, 'an unknown function is refused');
+SELECT throws_ok($$SELECT ama._call_route('authenticated', NULL, '{}')$$, '22004', NULL, 'a NULL handler is refused');
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 'ama._body(jsonb)'::regprocedure, NULL)$$, '22004', NULL, 'NULL args are refused');
+-- a role that may not EXECUTE the handler is refused (42501), as `SELECT handler(...)` would be; an
+-- unknown role name is refused (22023)
+CREATE FUNCTION pg_temp.owner_only(j jsonb) RETURNS jsonb LANGUAGE sql AS 'SELECT j';
+REVOKE ALL ON FUNCTION pg_temp.owner_only(jsonb) FROM PUBLIC;
+SELECT throws_ok($$SELECT ama._call_route('anon', 'pg_temp.owner_only(jsonb)'::regprocedure, '{}')$$, '42501', NULL,
+                 'the request role must be allowed to execute the route function');
+SELECT throws_ok($$SELECT ama._call_route('postgres', 'ama._body(jsonb)'::regprocedure, '{}')$$, '22023', NULL,
+                 'only the three request roles can be switched to');
+-- a jsonb route answers its json text (called from a SECURITY DEFINER function, as ama.request_json
+-- does, whose exit switches back from the request role)
+CREATE FUNCTION pg_temp.call_body(j jsonb) RETURNS text SECURITY DEFINER LANGUAGE sql
+AS $$ SELECT ama._call_route('authenticated', 'ama._body(jsonb)'::regprocedure, j)::text $$;
+SELECT is(pg_temp.call_body('{"body": {"b": [1, 2], "a": "x"}}'), '{"a": "x", "b": [1, 2]}',
+          'a jsonb answer comes back as its json text');
+SELECT is(current_user::text, 'postgres', 'the caller is itself again after the call');
 
 -- 3. Only the extension's owner may call it: every request role, a service and the shim's login get 42501.
 CREATE ROLE sp75_svc LOGIN NOSUPERUSER IN ROLE ama_service;
 SELECT is_empty(
     $$SELECT r FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'sp75_svc', 'ama_authenticator', 'ama_admin']) r
-       WHERE has_function_privilege(r, 'ama._call_route(oid, jsonb)', 'EXECUTE')$$,
+       WHERE has_function_privilege(r, 'ama._call_route(text, oid, jsonb)', 'EXECUTE')$$,
     'no role but the owner may execute ama._call_route');
 SET LOCAL ROLE ama_authenticator;
-SELECT throws_ok($$SELECT ama._call_route('ama._body(jsonb)'::regprocedure, '{}')$$, '42501', NULL,
+SELECT throws_ok($$SELECT ama._call_route('authenticated', 'ama._body(jsonb)'::regprocedure, '{}')$$, '42501', NULL,
                  'the shim''s login cannot call a route without ama.request_json');
 RESET ROLE;
 

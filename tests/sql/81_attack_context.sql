@@ -62,9 +62,9 @@ SELECT is(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure::text, r FROM pg_proc p,
              unnest(ARRAY['anon', 'authenticated', 'service_role', 'ama_service', 'sp8x_svc', 'ama_authenticator']) r
-       WHERE p.pronamespace = 'ama'::regnamespace AND p.proname IN ('_request_begin', '_become', '_call_route')
+       WHERE p.pronamespace = 'ama'::regnamespace AND p.proname IN ('_request_begin', '_call_route')
          AND has_function_privilege(r, p.oid, 'EXECUTE')$$,
-    'ama._request_begin, ama._become and ama._call_route are executable by no request role, service or the authenticator');
+    'ama._request_begin and ama._call_route are executable by no request role, service or the authenticator');
 
 -- ---------------------------------------------------------------------------
 -- 2. Every executable function, in every context, leaves the context as it found it.

@@ -112,8 +112,7 @@ INSERT INTO expected_functions VALUES
     ('ama.sqlstate_http_map()',                                      '.', '.', '.', '.', '.', 'x'),
     -- nobody but the extension's own code (SECURITY DEFINER callers, triggers, the planner)
     ('ama._request_begin(text,text,text,jsonb,inet)',                '.', '.', '.', '.', '.', '.'),
-    ('ama._become(text)',                                            '.', '.', '.', '.', '.', '.'),
-    ('ama._call_route(oid,jsonb)',                                   '.', '.', '.', '.', '.', '.'),
+    ('ama._call_route(text,oid,jsonb)',                              '.', '.', '.', '.', '.', '.'),
     ('ama._http_error(text)',                                        '.', '.', '.', '.', '.', '.'),
     ('ama._audit(text,text,jsonb)',                                  '.', '.', '.', '.', '.', '.'),
     ('ama._audit_as(text,inet,text,text,jsonb)',                     '.', '.', '.', '.', '.', '.'),
