@@ -9,11 +9,14 @@
 
 -- Capabilities of the current actor in one thread; NULL when it does not take part.
 CREATE FUNCTION ama._my_caps(thread uuid) RETURNS text[]
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT p.capabilities FROM ama.participants p
-     WHERE p.thread_id = thread AND p.actor_id = ama.actor_id()
+BEGIN
+    RETURN (
+        SELECT p.capabilities FROM ama.participants p
+         WHERE p.thread_id = thread AND p.actor_id = ama.actor_id());
+END
 $$;
 
 -- Planner support for the membership helpers below: selectivity 1, so a policy built on them keeps the owner's plan. Rust: caps::ama_membership_support.
@@ -35,72 +38,90 @@ AS 'MODULE_PATHNAME', 'ama_can_read';
 
 -- Whether the current actor may add participants: it manages the thread, or created it and it has no participant yet (rows made in a subtransaction included).
 CREATE FUNCTION ama._can_add_participant(thread uuid) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'manage' = ANY (coalesce(ama._my_caps(thread), '{}'))
-        OR EXISTS (SELECT 1 FROM ama.threads t
-                    WHERE t.thread_id = thread AND t.created_by = ama.actor_id()
-                      AND NOT EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id))
+BEGIN
+    RETURN (
+        SELECT 'manage' = ANY (coalesce(ama._my_caps(thread), '{}'))
+            OR EXISTS (SELECT 1 FROM ama.threads t
+                        WHERE t.thread_id = thread AND t.created_by = ama.actor_id()
+                          AND NOT EXISTS (SELECT 1 FROM ama.participants p WHERE p.thread_id = t.thread_id)));
+END
 $$;
 
 -- The user who owns the current actor: a user owns itself, an agent belongs to its owner; NULL for others.
 CREATE FUNCTION ama._my_owner() RETURNS uuid
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.owner_user_id FROM ama.actors a
-     WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent')
+BEGIN
+    RETURN (
+        SELECT a.owner_user_id FROM ama.actors a
+         WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent'));
+END
 $$;
 
 -- Whether an actor may hold run in a thread: an agent of the current actor's owner, of the thread's owner, or one its owner allowed in.
 CREATE FUNCTION ama._may_run(thread uuid, actor text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((
-        SELECT a.kind = 'agent'
-               AND (a.owner_user_id = ama._my_owner()
-                    OR a.owner_user_id = (SELECT t.owner_user_id FROM ama.threads t WHERE t.thread_id = thread)
-                    OR EXISTS (SELECT 1 FROM ama.agent_allowances w
-                                WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id))
-          FROM ama.actors a WHERE a.actor_id = actor), false)
+BEGIN
+    RETURN (
+        SELECT coalesce((
+            SELECT a.kind = 'agent'
+                   AND (a.owner_user_id = ama._my_owner()
+                        OR a.owner_user_id = (SELECT t.owner_user_id FROM ama.threads t WHERE t.thread_id = thread)
+                        OR EXISTS (SELECT 1 FROM ama.agent_allowances w
+                                    WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id))
+              FROM ama.actors a WHERE a.actor_id = actor), false));
+END
 $$;
 
 -- Whether the current actor may add an actor to a thread (managing it is not enough: not anyone, not another owner's agent with run):
 -- users may be added by users and agents; an agent only by its owner's side or once its owner allowed it in; a visitor never.
 CREATE FUNCTION ama._may_add_participant(thread uuid, actor text, caps text[]) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((
-        SELECT CASE a.kind
-                   WHEN 'user' THEN ama.principal_kind() IN ('user', 'agent')
-                   WHEN 'agent' THEN a.owner_user_id = ama._my_owner()
-                                     OR EXISTS (SELECT 1 FROM ama.agent_allowances w
-                                                 WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id)
-                   ELSE false END
-          FROM ama.actors a WHERE a.actor_id = actor), false)
-       AND (NOT 'run' = ANY (coalesce(caps, '{}')) OR ama._may_run(thread, actor))
+BEGIN
+    RETURN (
+        SELECT coalesce((
+            SELECT CASE a.kind
+                       WHEN 'user' THEN ama.principal_kind() IN ('user', 'agent')
+                       WHEN 'agent' THEN a.owner_user_id = ama._my_owner()
+                                         OR EXISTS (SELECT 1 FROM ama.agent_allowances w
+                                                     WHERE w.thread_id = thread AND w.agent_actor_id = a.actor_id)
+                       ELSE false END
+              FROM ama.actors a WHERE a.actor_id = actor), false)
+           AND (NOT 'run' = ANY (coalesce(caps, '{}')) OR ama._may_run(thread, actor)));
+END
 $$;
 
 -- The current principal's plan (an agent acts on its owner's plan), NULL for others.
 CREATE FUNCTION ama.principal_plan() RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
-     WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent')
+BEGIN
+    RETURN (
+        SELECT u.plan FROM ama.actors a JOIN ama.users u ON u.user_id = a.owner_user_id
+         WHERE a.actor_id = ama.actor_id() AND a.kind IN ('user', 'agent'));
+END
 $$;
 
 -- Whether the current principal's plan ranks at least as high as the named plan.
 CREATE FUNCTION ama.plan_at_least(needed text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((SELECT have.rank >= want.rank
-                       FROM ama.plans have, ama.plans want
-                      WHERE have.plan = ama.principal_plan() AND want.plan = needed), false)
+BEGIN
+    RETURN (
+        SELECT coalesce((SELECT have.rank >= want.rank
+                           FROM ama.plans have, ama.plans want
+                          WHERE have.plan = ama.principal_plan() AND want.plan = needed), false));
+END
 $$;
 
 -- plans: readable by everyone; changed by DBAs only (no write policy).

@@ -10,6 +10,12 @@
 -- ama.request() pins search_path. SECURITY DEFINER functions pin their own.
 -- ============================================================================
 
+-- One message_committed event as the API shows it: json_agg of rows of this type names every key as the contract does.
+CREATE TYPE ama.message_event AS (
+    event_id uuid, message_id uuid, event_type text, thread_id uuid, thread_seq bigint, sender_id text, role text,
+    content text, mentions text[], client_message_id text, metadata jsonb, base_seq bigint, latest_seen_seq bigint,
+    server_seq_at_submit bigint, created_at text);
+
 -- A timestamp as the API shows it, RFC 3339 in UTC with microseconds, is ama._ts(timestamptz) (Rust:
 -- route_call::ts, the same text to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') gave).
 
@@ -254,12 +260,15 @@ $$;
 
 -- One of the current actor's own messages, by id or by idempotency key (NULL when there is none).
 CREATE FUNCTION ama._own_message(thread uuid, mid uuid, cmid text) RETURNS ama.messages
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM ama.messages x
-     WHERE x.thread_id = thread AND x.sender_id = ama.actor_id()
-       AND (x.message_id = mid OR (mid IS NULL AND x.client_message_id = cmid))
+BEGIN
+    RETURN (
+        SELECT x FROM ama.messages x
+         WHERE x.thread_id = thread AND x.sender_id = ama.actor_id()
+           AND (x.message_id = mid OR (mid IS NULL AND x.client_message_id = cmid)));
+END
 $$;
 
 -- Posts a message as the current actor with idempotency per (thread, sender); the core of every send route.
@@ -560,27 +569,27 @@ DECLARE
                              ama._int(q -> 'last_thread_seq', 'last_thread_seq', 0, 9223372036854775806), 0);
     lim pg_catalog.int4 := coalesce(ama._int(q -> 'limit', 'limit', 1, 200), 50);
     events pg_catalog.json;
+    n pg_catalog.int8;
     top pg_catalog.int8;
 BEGIN
-    -- One json_agg over the page, its columns named as the API names them (the way PostgREST
-    -- shapes a response): several times faster than building a jsonb object per row.
-    SELECT coalesce(pg_catalog.json_agg(e), '[]'), max(e.thread_seq)
-      INTO events, top
-      FROM (SELECT m.message_id AS event_id, m.message_id, 'message_committed' AS event_type, m.thread_id,
-                   m.thread_seq, m.sender_id, m.role, m.content, m.mentions, m.client_message_id, m.metadata,
-                   m.base_seq, m.latest_seen_seq, m.server_seq_at_submit, ama._ts(m.created_at) AS created_at
+    -- One json_agg over the page (the way PostgREST shapes a response; several times faster than a
+    -- jsonb object per row). One row past the page tells whether there is more, in the same scan.
+    SELECT coalesce(pg_catalog.json_agg(s.ev) FILTER (WHERE s.rn <= lim), '[]'), count(*),
+           max(s.thread_seq) FILTER (WHERE s.rn <= lim)
+      INTO events, n, top
+      FROM (SELECT ROW(m.message_id, m.message_id, 'message_committed', m.thread_id, m.thread_seq, m.sender_id, m.role,
+                       m.content, m.mentions, m.client_message_id, m.metadata, m.base_seq, m.latest_seen_seq,
+                       m.server_seq_at_submit, ama._ts(m.created_at))::ama.message_event AS ev,
+                   m.thread_seq, pg_catalog.row_number() OVER (ORDER BY m.thread_seq) AS rn
               FROM ama.messages m
              WHERE m.thread_id = id AND m.thread_seq > after
              ORDER BY m.thread_seq
-             LIMIT lim) e;
+             LIMIT lim + 1) s;
     IF top IS NOT NULL THEN
         UPDATE ama.participants p SET last_read_seq = top
          WHERE p.thread_id = id AND p.actor_id = ama.actor_id() AND p.last_read_seq < top;
     END IF;
-    RETURN pg_catalog.json_build_object(
-        'events', events,
-        'has_more', top IS NOT NULL AND EXISTS (SELECT 1 FROM ama.messages m WHERE m.thread_id = id AND m.thread_seq > top),
-        'last_seq', coalesce(top, after));
+    RETURN pg_catalog.json_build_object('events', events, 'has_more', n > lim, 'last_seq', coalesce(top, after));
 END
 $$;
 
