@@ -119,6 +119,11 @@ pub unsafe extern "C-unwind" fn ama_call_route(fcinfo: pg_sys::FunctionCallInfo)
         let f = flinfo
             .fn_addr
             .unwrap_or_else(|| errors::internal("ama_pg: route handler has no entry point"));
+        // Called through its raw entry point, not a guarded pg_sys wrapper: an error the route
+        // raises (with its own SQLSTATE, AM404 included) longjmps straight to the exception
+        // block of ama.request_json, as it would from SQL. pgrx would turn it into a panic and
+        // keep only the SQLSTATEs it knows. No value in this frame needs dropping: the
+        // FmgrInfo and the palloc'd call data are plain memory, freed with the subtransaction.
         let result = f(call);
         let isnull = (*call).isnull;
         pg_sys::pfree(call.cast());
