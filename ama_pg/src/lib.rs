@@ -83,11 +83,7 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",
     name = "request_sql",
-    requires = [
-        "http_api",
-        request::request_begin,
-        errors::http_error
-    ]
+    requires = ["http_api", request::request_begin, errors::http_error]
 );
 pgrx::extension_sql_file!("../../sql/090_grants.sql", name = "grants", finalize);
 
