@@ -28,48 +28,18 @@ use crate::routes::EVENTS_POLL;
 use crate::App;
 
 pub mod fanout;
-use fanout::{fits, wakes, Key, Update};
+pub mod page;
+use fanout::{wakes, Key, Update};
+pub use page::Page;
 
 /// Events fetched per poll.
 pub const PAGE: &str = "200";
-
-/// One SSE frame for an event.
-pub fn frame(event: &Value, seq: i64) -> String {
-    let kind = event
-        .get("event_type")
-        .and_then(Value::as_str)
-        .filter(|t| {
-            !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-        })
-        .unwrap_or("message_committed");
-    let data = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
-    format!("id: {seq}\nevent: {kind}\ndata: {data}\n\n")
-}
 
 pub const HEARTBEAT: &str = ": ping\n\n";
 
 /// The first frame of every stream: how long a client waits before reconnecting (with
 /// `Last-Event-ID`) when the stream ends, in milliseconds, so clients back off during an outage.
 pub const RETRY_HINT: &str = "retry: 2000\n\n";
-
-/// The `events` and `has_more` of a poll result.
-pub fn page(body: &Value) -> (Vec<(i64, &Value)>, bool) {
-    let events = body
-        .get("events")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.get("thread_seq").and_then(Value::as_i64).map(|s| (s, e)))
-                .collect()
-        })
-        .unwrap_or_default();
-    (
-        events,
-        body.get("has_more")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-    )
-}
 
 /// Where the backlog starts: `Last-Event-ID` (a reconnecting client) wins over `after_seq`
 /// (alias `last_thread_seq`). A non-numeric query value is passed on for the database to reject.
@@ -161,18 +131,17 @@ impl Poller {
 }
 
 /// Sends the events of a page after `last`, returns false when the client is gone.
-async fn emit(tx: &mpsc::Sender<Bytes>, body: &Value, last: &mut Option<i64>) -> (bool, bool) {
-    let (events, more) = page(body);
-    for (seq, ev) in events {
-        if last.is_some_and(|l| seq <= l) {
+async fn emit(tx: &mpsc::Sender<Bytes>, page: &Page, last: &mut Option<i64>) -> (bool, bool) {
+    for (seq, frame) in &page.events {
+        if last.is_some_and(|l| *seq <= l) {
             continue;
         }
-        if tx.send(Bytes::from(frame(ev, seq))).await.is_err() {
-            return (false, more);
+        if tx.send(frame.clone()).await.is_err() {
+            return (false, page.has_more);
         }
-        *last = Some(seq);
+        *last = Some(*seq);
     }
-    (true, more)
+    (true, page.has_more)
 }
 
 /// Polls until `has_more` is false. Returns false when the stream must end.
@@ -192,7 +161,7 @@ async fn catch_up(
             .poll(after.take().or_else(|| last.map(|l| l.to_string())))
             .await
         {
-            Ok(env) if env.status == 200 => env.body_value(),
+            Ok(env) if env.status == 200 => Page::parse(env.body.get()),
             Ok(env) => {
                 tracing::info!(status = env.status, "event stream ends: access lost");
                 return false;
@@ -264,7 +233,7 @@ pub async fn open(
     if env.status != 200 {
         return envelope_response(&app.metrics, env, &ctx.rid);
     }
-    let body = env.body_value();
+    let body = Page::parse(env.body.get());
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut resp = Response::new(ChannelBody { rx }.boxed());
     resp.headers_mut()
@@ -336,7 +305,7 @@ pub async fn open(
                     u = member.rx.recv() => match u {
                         // an expired JWT ends its stream before the next event, as its own poll would
                         Ok(Update::Page(_)) if poller.jwt_expired() => break,
-                        Ok(Update::Page(body)) if fits(&body, last) => {
+                        Ok(Update::Page(body)) if body.fits(last) => {
                             ok = emit(&tx, &body, &mut last).await.0;
                         }
                         // a gap, a failed shared poll, or pages missed: catch up on its own
@@ -369,23 +338,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames() {
-        let ev = json!({"thread_seq": 7, "event_type": "message_committed", "content": "a\nb"});
-        let f = frame(&ev, 7);
-        assert!(f.starts_with("id: 7\nevent: message_committed\ndata: {"));
-        assert!(f.ends_with("}\n\n"));
-        assert_eq!(f.matches('\n').count(), 4, "data stays on one line");
-        let f = frame(&json!({"event_type": "evil\ndata: x"}), 1);
-        assert!(f.contains("event: message_committed\n"));
-    }
-
-    #[test]
-    fn pages_and_start() {
-        let body = json!({"events": [{"thread_seq": 1}, {"thread_seq": 2}, {"nope": 1}], "has_more": true});
-        let (ev, more) = page(&body);
-        assert_eq!(ev.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(more);
-        assert_eq!(page(&json!(null)).0.len(), 0);
+    fn where_the_backlog_starts() {
         let mut q = Map::new();
         assert_eq!(start_after(&q, None), None);
         q.insert("last_thread_seq".into(), json!("3"));
@@ -437,7 +390,9 @@ mod tests {
     async fn emit_dedupes() {
         let (tx, mut rx) = mpsc::channel(16);
         let mut last = Some(1);
-        let body = json!({"events": [{"thread_seq": 1}, {"thread_seq": 2}, {"thread_seq": 3}], "has_more": false});
+        let body = Page::parse(
+            r#"{"events": [{"thread_seq": 1}, {"thread_seq": 2}, {"thread_seq": 3}], "has_more": false}"#,
+        );
         let (alive, more) = emit(&tx, &body, &mut last).await;
         assert!(alive && !more);
         assert_eq!(last, Some(3));

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{page, Poller};
+use super::{Page, Poller};
 use crate::listener::Notice;
 
 /// Which streams may share a poll: the same thread, read as the same principal (the poll's
@@ -25,8 +24,8 @@ pub struct Key {
 /// What a shared poll sends to the streams of its group.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// A page of `events.poll` (its `events` and `has_more`).
-    Page(Arc<Value>),
+    /// A page of `events.poll`, framed once for every stream.
+    Page(Arc<Page>),
     /// The shared poll failed or was refused: every stream re-polls on its own.
     Recheck,
 }
@@ -187,9 +186,9 @@ async fn poll_for_group(group: &Group) {
                 return;
             }
         };
-        let body = Arc::new(env.body_value());
-        let (events, more) = page(&body);
-        let top = events.iter().map(|(s, _)| *s).max();
+        let body = Arc::new(Page::parse(env.body.get()));
+        let more = body.has_more;
+        let top = body.events.iter().map(|(s, _)| *s).max();
         if let Some(top) = top {
             let mut st = lock(&group.state);
             st.last = st.last.max(Some(top));
@@ -201,32 +200,9 @@ async fn poll_for_group(group: &Group) {
     }
 }
 
-/// Whether a shared page can be sent to a stream whose last event is `last` without a gap
-/// (thread_seq has none, so the page must start at most one past it).
-pub fn fits(body: &Value, last: Option<i64>) -> bool {
-    let (events, _) = page(body);
-    match (events.first(), last) {
-        (None, _) => true,
-        (Some((first, _)), Some(l)) => *first <= l + 1,
-        (Some((first, _)), None) => *first <= 1,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_page_fits_a_stream_only_without_a_gap() {
-        let body = json!({"events": [{"thread_seq": 5}, {"thread_seq": 6}], "has_more": false});
-        assert!(fits(&body, Some(4)));
-        assert!(fits(&body, Some(6)), "already seen: the stream skips them");
-        assert!(!fits(&body, Some(3)), "event 4 would be missing");
-        assert!(!fits(&body, None));
-        assert!(fits(&json!({"events": [{"thread_seq": 1}]}), None));
-        assert!(fits(&json!({"events": []}), Some(9)));
-    }
 
     #[test]
     fn notices_that_wake_a_group() {
