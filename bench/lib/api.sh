@@ -37,13 +37,18 @@ COMMIT;
 SQL
 )
 [[ $TOKEN == ama_eat_* ]] || { log "api: could not issue an agent token: $TOKEN"; exit 1; }
-sed "s/:'token'/'$TOKEN'/" "$D/send_request.sql" >"$WORK/send_request.sql"
+# the shim's statement is ama.request_json; a build from before issue 13 has only ama.request
+ENTRY=ama.request_json
+[ "$(q -c "SELECT to_regproc('ama.request_json') IS NOT NULL")" = t ] || ENTRY=ama.request
+sed "s/:'token'/'$TOKEN'/; s/ama\.request_json(/$ENTRY(/" "$D/send_request.sql" >"$WORK/send_request.sql"
+sed "s/ama\.request_json(/$ENTRY(/" "$D/request.sql" >"$WORK/request.sql"
+log "api: the request entry point is $ENTRY"
 
 # sanity: every read variant returns the same 50 events; the envelope is a 200
 POLL_AFTER=500
 n=$(q -v after=$POLL_AFTER -f "$D/postgrest.sql" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 [ "$n" = 50 ] || { log "api: PostgREST-style query returned $n rows"; exit 1; }
-st=$(q -U ama_authenticator -v after=$POLL_AFTER -f "$D/request.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"], len(d["body"]["events"]))')
+st=$(q -U ama_authenticator -v after=$POLL_AFTER -f "$WORK/request.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["status"], len(d["body"]["events"]))')
 [ "$st" = "200 50" ] || { log "api: ama.request answered '$st' (want 200 with 50 events)"; exit 1; }
 
 # name script user
@@ -52,7 +57,7 @@ VARIANTS=(
     "postgrest $D/postgrest.sql postgres"
     "shaping $D/shaping.sql postgres"
     "route_bare $D/route_bare.sql postgres"
-    "request $D/request.sql ama_authenticator"
+    "request $WORK/request.sql ama_authenticator"
     "send_bare $D/send_bare.sql postgres"
     "send_request $WORK/send_request.sql ama_authenticator"
 )
