@@ -225,11 +225,16 @@ impl Db {
                 // the connection is mid-statement: cancel the statement (bounded: a frozen server
                 // may not answer that either) and never give the connection back to the pool
                 let cancel = client.cancel_token();
-                drop(Object::take(client));
+                let conn = Object::take(client);
                 tokio::spawn(async move {
                     let _ =
                         tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query(NoTls))
                             .await;
+                    // closed only once the cancel is delivered: behind a transaction pooler the
+                    // cancel reaches the server connection through this client connection, and
+                    // a pooler drops a server connection whose client left mid-query without
+                    // stopping its statement
+                    drop(conn);
                 });
                 Err(DbError::Unavailable(
                     "request deadline reached in the database".into(),
