@@ -16,6 +16,9 @@ CREATE TYPE ama.message_event AS (
     content text, mentions text[], client_message_id text, metadata jsonb, base_seq bigint, latest_seen_seq bigint,
     server_seq_at_submit bigint, created_at text);
 
+-- A field as a UUID is ama._uuid(value jsonb, field text), as a bounded integer ama._int(value jsonb, field text, min
+-- bigint, max bigint) (Rust: route_call, logic in ama_core::input; 22023 with the field's name on bad input).
+
 -- A timestamp as the API shows it, RFC 3339 in UTC with microseconds, is ama._ts(timestamptz) (Rust:
 -- route_call::ts, the same text to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') gave).
 
@@ -75,42 +78,7 @@ BEGIN
 END
 $$;
 
--- A UUID from a JSON string, naming the field when it is malformed.
-CREATE FUNCTION ama._uuid(value jsonb, field text) RETURNS uuid
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-BEGIN
-    IF value IS NULL OR jsonb_typeof(value) <> 'string'
-       OR (value #>> '{}') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected a UUID', field);
-    END IF;
-    RETURN (value #>> '{}')::uuid;
-END
-$$;
 
--- A non-negative integer from a query string or JSON value (NULL when absent), within bounds.
-CREATE FUNCTION ama._int(value jsonb, field text, min_value bigint, max_value bigint) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE
-AS $$
-DECLARE
-    s pg_catalog.text;
-    n pg_catalog.int8;
-BEGIN
-    IF value IS NULL OR jsonb_typeof(value) = 'null' THEN
-        RETURN NULL;
-    END IF;
-    s := value #>> '{}';
-    IF jsonb_typeof(value) NOT IN ('string', 'number') OR s !~ '^-?[0-9]{1,18}$' THEN
-        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('%s: expected an integer', field);
-    END IF;
-    n := s::bigint;
-    IF n < min_value OR n > max_value THEN
-        RAISE EXCEPTION USING ERRCODE = '22023',
-            MESSAGE = format('%s: must be between %s and %s', field, min_value, max_value);
-    END IF;
-    RETURN n;
-END
-$$;
 
 -- A body field that must be a JSON number when present (query strings go through ama._int directly).
 CREATE FUNCTION ama._number(body jsonb, field text) RETURNS jsonb

@@ -78,7 +78,12 @@ pgrx::extension_sql_file!(
 pgrx::extension_sql_file!(
     "../../sql/060_http_api.sql",
     name = "http_api",
-    requires = ["sql_api", route_call::ts]
+    requires = [
+        "sql_api",
+        route_call::ts,
+        route_call::uuid_field,
+        route_call::int_field
+    ]
 );
 pgrx::extension_sql_file!(
     "../../sql/070_request.sql",

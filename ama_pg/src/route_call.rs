@@ -143,3 +143,34 @@ pub unsafe extern "C-unwind" fn ama_call_route(fcinfo: pg_sys::FunctionCallInfo)
     }
 }
 crate::v1_function!(pg_finfo_ama_call_route);
+
+/// `ama._uuid(value, field)`: a path or body field as a UUID (22023 `field: expected a UUID`).
+#[pg_extern(immutable, parallel_safe, name = "_uuid")]
+fn uuid_field(value: Option<pgrx::JsonB>, field: Option<&str>) -> pgrx::Uuid {
+    let field = field.unwrap_or("");
+    match ama_core::input::uuid_field(value.as_ref().map(|v| &v.0), field) {
+        Ok(u) => pgrx::Uuid::from_bytes(*u.as_bytes()),
+        Err(message) => errors::bad_input(&message),
+    }
+}
+
+/// `ama._int(value, field, min, max)`: a query or body field as an integer within bounds, NULL
+/// when absent (22023 `field: expected an integer` / `field: must be between min and max`).
+#[pg_extern(immutable, parallel_safe, name = "_int")]
+fn int_field(
+    value: Option<pgrx::JsonB>,
+    field: Option<&str>,
+    min_value: Option<i64>,
+    max_value: Option<i64>,
+) -> Option<i64> {
+    let field = field.unwrap_or("");
+    match ama_core::input::int_field(
+        value.as_ref().map(|v| &v.0),
+        field,
+        min_value.unwrap_or(i64::MIN),
+        max_value.unwrap_or(i64::MAX),
+    ) {
+        Ok(n) => n,
+        Err(message) => errors::bad_input(&message),
+    }
+}

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod errors;
 pub mod events;
 pub mod gcra;
+pub mod input;
 pub mod net;
 pub mod time;
 pub mod token;
