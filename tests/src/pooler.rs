@@ -18,6 +18,8 @@ pub struct Pgbouncer {
 impl Pgbouncer {
     /// Starts pgbouncer on a free port, pooling `ama_authenticator` connections to the cluster's
     /// `postgres` database in transaction mode (SCRAM on both sides, no Unix socket).
+    /// `server_login_retry = 1`: after one failed server login pgbouncer refuses every client
+    /// for that long (15 s by default), which would outlast the restart test's wait for recovery.
     pub fn start(cluster: &Cluster) -> Result<Pgbouncer, HarnessError> {
         let bin = Path::new(PGBOUNCER_DIR).join("pgbouncer");
         if !bin.exists() {
@@ -49,6 +51,7 @@ impl Pgbouncer {
              default_pool_size = 8\n\
              max_client_conn = 500\n\
              server_reset_query =\n\
+             server_login_retry = 1\n\
              logfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\n",
             db_port = cluster.port,
