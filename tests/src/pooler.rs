@@ -91,10 +91,17 @@ impl Pgbouncer {
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        // SIGTERM, not SIGKILL: as root the child is runuser, which forwards SIGTERM to
-        // pgbouncer and waits for it; a killed runuser would leave pgbouncer running
-        // SAFETY: kill(2) on the child this harness started
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM, not SIGKILL, and to pgbouncer itself (its pid file) when it can: as root the
+        // child is runuser, which forwards a SIGTERM but then sleeps 2 s before it SIGKILLs
+        // pgbouncer, and a killed runuser would leave pgbouncer running. When pgbouncer exits
+        // by itself, runuser exits at once.
+        let pid = std::fs::read_to_string(self.dir.join("pgbouncer.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|&p| p > 1)
+            .unwrap_or(self.child.id() as i32);
+        // SAFETY: kill(2) on the pgbouncer (or the child) this harness started
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         if !cluster::wait_until(Duration::from_secs(5), || {
             matches!(self.child.try_wait(), Ok(Some(_)))
         }) {
