@@ -20,6 +20,9 @@ impl Pgbouncer {
     /// `postgres` database in transaction mode (SCRAM on both sides, no Unix socket).
     /// `server_login_retry = 1`: after one failed server login pgbouncer refuses every client
     /// for that long (15 s by default), which would outlast the restart test's wait for recovery.
+    /// `default_pool_size = 20`: more server connections than the largest shim pool of the
+    /// tests (16, `route_budget.rs`), so the shim's own limits are what a test meets; with fewer,
+    /// the pooler's pool is the bottleneck (8 sends waiting on a lock there starved every read).
     pub fn start(cluster: &Cluster) -> Result<Pgbouncer, HarnessError> {
         let bin = Path::new(PGBOUNCER_DIR).join("pgbouncer");
         if !bin.exists() {
@@ -48,7 +51,7 @@ impl Pgbouncer {
              auth_type = scram-sha-256\n\
              auth_file = {dir}/userlist.txt\n\
              pool_mode = transaction\n\
-             default_pool_size = 8\n\
+             default_pool_size = 20\n\
              max_client_conn = 500\n\
              server_reset_query =\n\
              server_login_retry = 1\n\
