@@ -956,19 +956,11 @@ async fn a_frozen_database_gets_prompt_503s_and_the_shim_recovers_by_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_past_the_deadline_is_cancelled_in_the_database() {
-    // Skipped behind pgbouncer until the shim sends its cancel as libpq does. It keeps the
-    // timed-out connection until the cancel is delivered (pgbouncer forwards a cancel only for a
-    // client still linked to a server), but tokio-postgres's cancel_query shuts its socket down
-    // right after writing the request: pgbouncer 1.18 then mostly drops the cancel (the statement
-    // goes on waiting) and sometimes exits (FATAL "bad client state: 0", as in pgbouncer issue
-    // #801). Writing the request and waiting for the other side to close fixes both; remove this
-    // skip with that fix (shim/src/db.rs).
-    if ama_tests::stack::pooler_from_env() {
-        eprintln!(
-            "skipped behind pgbouncer: the deadline's cancel does not reach the statement yet"
-        );
-        return;
-    }
+    // Directly and behind pgbouncer (the second pass of ./ama test): the shim keeps the timed-out
+    // connection until the cancel is delivered (pgbouncer forwards a cancel only for a client
+    // still linked to a server) and sends the cancel as libpq does, waiting for the other side
+    // to close (a half-closed cancel socket makes pgbouncer 1.18 drop it or exit, "bad client
+    // state: 0", as in pgbouncer issue #801).
     let s = Stack::start(&["--db-deadline-ms", "1000"]);
     setup_users(&s).await;
     let alice = s.jwt(ALICE);
