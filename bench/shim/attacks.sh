@@ -30,7 +30,7 @@ set -euo pipefail
 ATTACKS=${ATTACKS:-"idle:5000 slowloris:1000 h2ping:1000 bigbody:16 slowbody:600 slowbody:1200 creds:32"}
 LENGTHS=${LENGTHS:-"20 60"}
 if [ "${1:-}" != --inside ]; then
-    case ${1:-} in -h|--help) sed -n '2,30p' "$0"; exit 0 ;; esac
+    case ${1:-} in -h|--help) sed -n '2,26p' "$0"; exit 0 ;; esac
     command -v wrk >/dev/null || { log "wrk missing: installing with apt-get"; apt-get install -y -qq wrk >/dev/null; }
     if [[ " $ATTACKS" == *" h2ping:"* ]] && ! python3 -c 'import h2' 2>/dev/null; then
         log "Python package h2 missing: installing with pip"

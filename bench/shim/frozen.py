@@ -4,13 +4,15 @@ every backend), thaw it (SIGCONT), and record every request (stdlib only: asynci
 
   frozen.py --port P --cacert C --path PATH --jwt J --data PGDATA --deadline-ms D
             [--conns 16] [--interval-ms 50] [--warm 5] [--freeze 10] [--after 10] [--raw FILE]
+            [--pg-port PORT]
 
 Each of --conns keep-alive TLS connections sends the GET, waits for the answer, then waits until
 --interval-ms after the request began (so about conns * 1000 / interval requests a second while
 the database answers). A separate probe GETs /health every 500 ms. A request that has no answer
 after D + 10 s is given up and counted as hung (the bound that matters is D + 1 s). Prints a
 summary (key value lines) and, with --raw, one line per request: start and end (s, relative to
-SIGSTOP), status, Retry-After.
+SIGSTOP), status, Retry-After. With --pg-port, also the connections waiting in the postmaster's
+accept queue just before SIGCONT (connection attempts made during the freeze).
 Everything goes to 127.0.0.1 only; the cluster is always thawed before this exits.
 """
 import asyncio
@@ -39,6 +41,18 @@ def cluster_pids(data):
         if ppid == postmaster:
             kids.append(int(e))
     return postmaster, kids
+
+
+def accept_queue(port):
+    """Connections waiting in the accept queue of the socket listening on 127.0.0.1:port (the
+    rx_queue of a listening socket in /proc/net/tcp), or -1."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if x[1] == want and x[3] == "0A":
+                return int(x[4].split(":")[1], 16)
+    return -1
 
 
 def signal_all(pids, sig):
@@ -125,6 +139,7 @@ async def main(a):
             frozen += new
             await asyncio.sleep(0.05)
         await asyncio.sleep(freeze - 0.1)
+        queued = accept_queue(int(a["pg-port"])) if "pg-port" in a else -1
         t_cont = time.monotonic()
         signal_all(frozen, signal.SIGCONT)
         await asyncio.sleep(after)
@@ -150,6 +165,7 @@ async def main(a):
     print(f"deadline_ms {ms(deadline)}")
     print(f"frozen_processes {len(frozen)}")
     print(f"freeze_s {t_cont - t_stop:.2f}")
+    print(f"postmaster_accept_queue_at_sigcont {queued}")
 
     def counts(rows):
         c = {}

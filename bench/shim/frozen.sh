@@ -13,7 +13,8 @@
 # SIGSTOPped for FROZEN_SECS (10) and SIGCONTed, and the load goes on for 10 s more. Reported per
 # deadline: statuses during the freeze, p50/p99/max of the 503s against the deadline, Retry-After,
 # requests over deadline + 1 s, the time from SIGCONT to the first 200, /health during the freeze,
-# and the shim's db_errors counters. Results: bench/shim/results/frozen.txt (per-request lines in
+# the shim's db_errors counters, and the connection attempts waiting in the postmaster's accept
+# queue at SIGCONT. Results: bench/shim/results/frozen.txt (per-request lines in
 # results/logs/frozen-<deadline>.raw). Installs nothing (python3 stdlib, curl, openssl, psql).
 # Knobs: DEADLINES ("1000 3000"), FROZEN_CONNS, FROZEN_INTERVAL_MS, FROZEN_SECS, LOAD_MAX (2),
 # LOAD_WAIT_SECS (180), BENCH_SKIP_BUILD=1.
@@ -21,7 +22,7 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 if [ "${1:-}" != --inside ]; then
-    case ${1:-} in -h|--help) sed -n '2,22p' "$0"; exit 0 ;; esac
+    case ${1:-} in -h|--help) sed -n '2,20p' "$0"; exit 0 ;; esac
     bench_prepare
     machine_info >"$RESULTS/frozen.txt"
     cat "$RESULTS/frozen.txt" >&2
@@ -52,7 +53,7 @@ for d in $DEADLINES; do
         echo
         echo "## --db-deadline-ms $d (load average $LOAD1 at the start)"
         python3 "$SHIM_DIR/frozen.py" --port "$port" --cacert "$WORK/cert.pem" --path "$READ" --jwt "$JWT0" \
-            --data "$PG_DATA" --deadline-ms "$d" --conns "$CONNS" --interval-ms "$INTERVAL" \
+            --data "$PG_DATA" --pg-port "$PGPORT" --deadline-ms "$d" --conns "$CONNS" --interval-ms "$INTERVAL" \
             --warm 5 --freeze "$FREEZE" --after 10 --raw "$RESULTS/logs/frozen-$d.raw"
         echo "shim metrics after: $(metrics_of "$port" | grep -E "^ama_shim_(pool_size|pool_available|connections) " | tr '\n' ' ')"
         echo "shim metrics: $(metrics_of "$port" | grep -E '^ama_shim_db_errors_total' | tr '\n' ' ')"

@@ -43,7 +43,7 @@ QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "usage: bench/shim/run.sh [--quick]" >&2; exit 2 ;;
     esac
 done
