@@ -131,6 +131,14 @@ run_tests() {
   step "end-to-end tests (PostgreSQL + ama-shim over TLS)"
   AMA_SHIM_BIN="$PWD/target/debug/ama-shim" cargo test -p ama-tests || failed+=("e2e")
 
+  # Again with a real pgbouncer 1.18 in transaction mode in front of every cluster
+  # (AMA_E2E_POOLER, read by Stack::start: the shim gets --db-pooler transaction and a direct
+  # LISTEN URL): the test files that go through the shim (about a minute). ledger, membership
+  # and cluster_auth talk to PostgreSQL only; pooler already runs behind pgbouncer.
+  step "end-to-end tests behind pgbouncer (transaction mode)"
+  AMA_SHIM_BIN="$PWD/target/debug/ama-shim" AMA_E2E_POOLER=transaction cargo test -p ama-tests \
+    --test e2e --test matrix --test openapi --test hardening --test two_shims || failed+=("e2e-pooler")
+
   if [ ${#failed[@]} -gt 0 ]; then
     echo "ama test: FAILED layers: ${failed[*]}" >&2
     return 1

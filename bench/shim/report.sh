@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Summarises bench/shim/results/{raw,jwt,idle,sse}.txt into the table printed by run.sh.
+# Summarises bench/shim/results/{raw,jwt,idle,sse}.txt into the table printed by run.sh; a part
+# that did not run (PARTS) is left out.
 set -euo pipefail
 R=${RESULTS:-$(cd "$(dirname "$0")" && pwd)/results}
 RAW=$R/raw.txt
@@ -15,6 +16,9 @@ nrounds=$(awk '{print $1}' "$RAW" | sort -u | wc -l)
 has_base=$(awk '$2 ~ /^base_/ {print 1; exit}' "$RAW")
 
 cat "$R/machine.txt"
+[ -f "$RAW" ] || : >"$RAW"
+has() { awk -v v="$1" '$2 ~ v {f=1} END{exit !f}' "$RAW"; }
+if has '^shim_(read|write)$'; then
 echo
 echo "## 1. Shim vs pgbench, same ama.request SQL, same concurrency (issue 5; goal: TPS ratio >= 0.6)"
 echo "median of $nrounds interleaved rounds; latencies are the shim's, from wrk (HTTP/1.1 over TLS keep-alive)"
@@ -52,9 +56,42 @@ for v in $variants; do
     printf '%-12s %10s %10s %10s %10s\n' "$v" "$(fmt "$pg" 0)" "$(fmt "$sh" 0)" "$(fmt "$cl" 0)" \
         "$(fmt "$(awk -v a="$pg" -v b="$sh" -v c="$cl" 'BEGIN{print a+b+c}')" 0)"
 done
+fi
+if has '_shim_(read|write)$'; then
+echo
+echo "## 6. Through pgbouncer 1.18 (transaction mode) vs direct (issue 12)"
+echo "median of $(awk '$2=="part6" {print $1}' "$RAW" | sort -u | wc -l) interleaved rounds (load average at the rounds' start: $(awk '$2=="part6" && $3=="load1" {printf "%s%s", s, $4; s=", "}' "$RAW"))"
+echo "shim: wrk over TLS to a shim direct and to one with --db-pooler transaction through pgbouncer;"
+echo "pgbench: -M extended (unnamed statements) on the same ama.request SQL, direct and through pgbouncer"
+printf '%-6s %-7s %9s %9s %8s %-24s %8s %8s %8s %8s %8s\n' route client direct pooled ratio "ratio per round" d_p50 d_p99 p_p50 p_p99 bnc_cpu
+for r in read write; do
+    for c in shim pgx; do
+        per=$(awk -v a="pool_${c}_$r" -v b="direct_${c}_$r" '$3=="tps" && $2==a {x[$1]=$4} $3=="tps" && $2==b {y[$1]=$4}
+            END { for (k in x) if ((k in y) && y[k] > 0) printf "%d %.2f\n", k, x[k]/y[k] }' "$RAW" | sort -n | awk '{printf "%s%s", s, $2; s=","}')
+        if [ "$c" = shim ]; then
+            lat="$(fmt "$(med "direct_shim_$r" p50_ms)") $(fmt "$(med "direct_shim_$r" p99_ms)") $(fmt "$(med "pool_shim_$r" p50_ms)") $(fmt "$(med "pool_shim_$r" p99_ms)")"
+        else
+            lat="$(fmt "$(med "direct_pgx_$r" mean_ms)") - $(fmt "$(med "pool_pgx_$r" mean_ms)") -"
+        fi
+        read -r a b cc d <<<"$lat"
+        printf '%-6s %-7s %9s %9s %8s %-24s %8s %8s %8s %8s %8s\n' "$r" "$c" "$(fmt "$(med "direct_${c}_$r" tps)" 0)" \
+            "$(fmt "$(med "pool_${c}_$r" tps)" 0)" "$(fmt "$(ratio "pool_${c}_$r" "direct_${c}_$r" tps)")" "$per" \
+            "$a" "$b" "$cc" "$d" "$(fmt "$(med "pool_${c}_$r" bouncer_cpu_us_per_req)" 0)"
+    done
+done
+echo "(shim: p50/p99 in ms from wrk; pgx: mean latency in ms in the p50 columns; bnc_cpu: pgbouncer CPU µs per request)"
+echo "CPU per request (µs, median): postgres / shim / pgbouncer / client"
+for v in direct_shim_read pool_shim_read direct_pgx_read pool_pgx_read direct_shim_write pool_shim_write direct_pgx_write pool_pgx_write; do
+    printf '%-18s %8s %8s %8s %8s\n' "$v" "$(fmt "$(med "$v" pg_cpu_us_per_req)" 0)" "$(fmt "$(med "$v" shim_cpu_us_per_req)" 0)" \
+        "$(fmt "$(med "$v" bouncer_cpu_us_per_req)" 0)" "$(fmt "$(med "$v" client_cpu_us_per_req)" 0)"
+done
+fi
+[ -f "$R/jwt.txt" ] && {
 echo
 echo "## 2. JWT verification, µs per verification (issue 5; bench/shim/jwtbench, ama_shim::jwt::Verifier)"
 cat "$R/jwt.txt"
+}
+if [ -f "$R/idle.txt" ]; then
 echo
 echo "## 3. Shim RSS with idle keep-alive TLS connections (issue 5; goal <= 64 MB)"
 open_kb=$(awk '$1=="rss_open_kb"{print $2}' "$R/idle.txt"); before_kb=$(awk '$1=="rss_before_kb"{print $2}' "$R/idle.txt")
@@ -62,6 +99,8 @@ n=$(awk '$1=="open_connections"{print $2}' "$R/idle.txt")
 mb=$(awk -v k="$open_kb" 'BEGIN{print k/1024}')
 echo "connections open: $n; RSS before: $(fmt "$(awk -v k="$before_kb" 'BEGIN{print k/1024}')" 1) MB; with all open: $(fmt "$mb" 1) MB ($(verdict "$mb" '<=' 64)); per connection: $(fmt "$(awk -v a="$open_kb" -v b="$before_kb" -v n="$n" 'BEGIN{print (a-b)/n}')" 1) kB"
 grep -E 'non200|after_close' "$R/idle.txt"
+fi
+if has '^poll_'; then
 echo
 echo "## 4. Thread growth: poll latest page and agent send vs messages in the thread (issue 6; goal: growth <= 1.5x)"
 echo "pgbench -M prepared -c \$CLIENTS, same ama.request SQL as the shim sends; every size in the same table, interleaved"
@@ -75,6 +114,9 @@ small=$(echo "$sizes" | head -1); large=$(echo "$sizes" | tail -1)
 pg=$(ratio "poll_$large" "poll_$small" mean_ms); sg=$(ratio "send_$small" "send_$large" tps)
 echo "poll latency growth $large/$small: $(fmt "$pg") ($(verdict "$pg" '<=' 1.5)); agent-send throughput drop $small/$large: $(fmt "$sg") ($(verdict "$sg" '<=' 1.5))"
 [ -f "$R/growth-table.txt" ] && echo "ama.messages during the growth runs (rows | total size): $(cat "$R/growth-table.txt")"
+fi
+if [ -f "$R/sse.txt" ]; then
 echo
 echo "## 5. Commit-to-delivery on live SSE streams (issue 6)"
 cat "$R/sse.txt"
+fi

@@ -2,12 +2,29 @@
 # The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
 # PGUSER=postgres, PGDATABASE, PGPASSFILE exported for a throwaway cluster on 127.0.0.1).
 # Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
-# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS; optional BASELINE_SHIM (a second ama-shim binary,
-# started the same way on another port and measured in part 1 only, interleaved with the current
-# one: variants base_read/base_write in raw.txt).
+# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS, PARTS (the parts to run); optional BASELINE_SHIM (a
+# second ama-shim binary, started the same way on another port and measured in part 1 only,
+# interleaved with the current one: variants base_read/base_write in raw.txt). Part 6 (pgbouncer in
+# transaction mode vs direct) writes variants pool_shim_*, direct_shim_*, pool_pgx_*, direct_pgx_*.
 set -euo pipefail
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+has_part() { case " ${PARTS:-1 2 3 4 5} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+# Before a timed run: wait (at most LOAD_WAIT_SECS, default 180) while the 1-minute load average
+# is above LOAD_MAX (default 2; this machine has 2 cores and other jobs), then go on anyway; the
+# load at the start of each round is recorded in raw.txt (metric load1).
+LOAD_MAX=${LOAD_MAX:-2} LOAD_WAIT_SECS=${LOAD_WAIT_SECS:-180}
+wait_quiet() {
+    local waited=0 l
+    while l=$(cut -d' ' -f1 /proc/loadavg) && awk -v l="$l" -v m="$LOAD_MAX" 'BEGIN{exit !(l > m)}' &&
+        [ "$waited" -lt "$LOAD_WAIT_SECS" ]; do
+        [ "$waited" = 0 ] && log "  load average $l > $LOAD_MAX: waiting (at most ${LOAD_WAIT_SECS}s)"
+        sleep 10; waited=$((waited + 10))
+    done
+    LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+    [ "$waited" -gt 0 ] && log "  waited ${waited}s, load average now $LOAD1"
+    return 0
+}
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a"; else printf "%.*f\n", d, x }'; }
@@ -21,6 +38,10 @@ mkdir -p "$RESULTS/logs"
 WORK=$(mktemp -d /tmp/ama-shim-bench.XXXXXX)
 SHIM_PID=
 BASE_PID=
+POOL_PID=
+BOUNCER_PID=
+BOUNCER_RUNNER=
+BOUNCER_DIR=
 stop_pid() {
     if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
         kill -TERM "$1" 2>/dev/null || true
@@ -31,7 +52,10 @@ stop_pid() {
 cleanup() {
     stop_pid "$SHIM_PID"
     stop_pid "$BASE_PID"
-    rm -rf "$WORK"
+    stop_pid "$POOL_PID"
+    stop_pid "$BOUNCER_PID"
+    [ -n "$BOUNCER_RUNNER" ] && wait "$BOUNCER_RUNNER" 2>/dev/null
+    rm -rf "$WORK" ${BOUNCER_DIR:+"$BOUNCER_DIR"}
 }
 trap cleanup EXIT
 raw() { echo "$1 $2 $3 $4" >>"$RAW"; }
@@ -47,6 +71,7 @@ pg_ticks() {   # postmaster + reaped children + live children
     echo "$t"
 }
 shim_ticks() { awk '{print $14+$15}' "/proc/${1:-$SHIM_PID}/stat"; }
+bouncer_ticks() { if [ -n "$BOUNCER_PID" ]; then awk '{print $14+$15}' "/proc/$BOUNCER_PID/stat" 2>/dev/null || echo 0; else echo 0; fi; }
 
 # --- identities, certificate, secret -------------------------------------------------------------
 uuid() { cat /proc/sys/kernel/random/uuid; }
@@ -83,12 +108,14 @@ ulimit -n "$(ulimit -Hn)"
 # the shim gets it through its environment, never its command line.
 AUTH_PW=$(awk -F: '$4 == "ama_authenticator" {print $5; exit}' "$PGPASSFILE")
 [ -n "$AUTH_PW" ] || { log "no ama_authenticator password in \$PGPASSFILE"; exit 1; }
-start_shim() {   # binary port log -> pid in $STARTED_PID, once /ready answers
+DIRECT_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$PGPORT/$PGDATABASE"
+start_shim() {   # binary port log [extra flags] -> pid in $STARTED_PID, once /ready answers
     local bin=$1 port=$2 logf=$3
-    AMA_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$PGPORT/$PGDATABASE" \
+    shift 3
+    AMA_DATABASE_URL=${SHIM_DATABASE_URL:-$DIRECT_URL} \
     "$bin" --listen "127.0.0.1:$port" --tls-cert "$WORK/cert.pem" \
         --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
-        --log-level warn >"$logf" 2>&1 &
+        --log-level warn "$@" >"$logf" 2>&1 &
     STARTED_PID=$!
     for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$port/health" --resolve "localhost:$port:127.0.0.1" >/dev/null && break; sleep 0.2; done
     curl -sSf --cacert "$WORK/cert.pem" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/ready" >/dev/null ||
@@ -159,17 +186,17 @@ if [ -n "$BASE_PID" ]; then
 fi
 q -U ama_authenticator -h 127.0.0.1 -f "$WORK/pg_read.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("ama.request status", d.get("status"), "keys", sorted(d)[:6])' >&2
 
-pgbench_run() {   # name script -> "tps p50_ms p99_ms"
-    local name=$1 script=$2 out
+pgbench_run() {   # name script [port [mode]]: pgbench on the cluster, or on pgbouncer's port
+    local name=$1 script=$2 port=${3:-$PGPORT} mode=${4:-prepared} out
     out=$RESULTS/logs/$name.r$ROUND.log
-    local t0 t1
-    t0=$(pg_ticks)
-    { time "$PGBIN/pgbench" -n -M prepared -h 127.0.0.1 -U ama_authenticator -c "$CLIENTS" -j "$THREADS" \
-        -T "$SECS" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
+    local t0 t1 b0 b1
+    t0=$(pg_ticks); b0=$(bouncer_ticks)
+    { time env PGPASSFILE="${BENCH_PGPASS:-$PGPASSFILE}" "$PGBIN/pgbench" -n -M "$mode" -h 127.0.0.1 -p "$port" \
+        -U ama_authenticator -c "$CLIENTS" -j "$THREADS" -T "$SECS" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
     # pgbench's backends exit at the end: their CPU reaches the postmaster's cutime/cstime only
     # once it has reaped them, so give that a moment before the snapshot
     sleep 1
-    t1=$(pg_ticks)
+    t1=$(pg_ticks); b1=$(bouncer_ticks)
     grep -q '^number of failed transactions: [1-9]' "$out" && { log "pgbench $name failed transactions"; tail "$out" >&2; return 1; }
     local tps xacts; tps=$(awk '/^tps = /{print $3; exit}' "$out"); xacts=$(awk '/^number of transactions actually processed/{print $6; exit}' "$out")
     local lat; lat=$(awk '/^latency average = /{print $4; exit}' "$out")
@@ -177,6 +204,7 @@ pgbench_run() {   # name script -> "tps p50_ms p99_ms"
     raw "$ROUND" "$name" tps "$tps"; raw "$ROUND" "$name" mean_ms "$lat"
     raw "$ROUND" "$name" pg_cpu_us_per_req "$(awk -v d=$((t1 - t0)) -v n="$xacts" 'BEGIN{print d*10000/n}')"
     raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$xacts" 'BEGIN{print s*1e6/n}')"
+    [ -n "$BOUNCER_PID" ] && raw "$ROUND" "$name" bouncer_cpu_us_per_req "$(awk -v d=$((b1 - b0)) -v n="$xacts" 'BEGIN{print d*10000/n}')"
     log "  pgbench $name: $tps tps, mean $lat ms"
 }
 metric_sum() {   # metric [port]; empty when the shim does not export it
@@ -184,15 +212,20 @@ metric_sum() {   # metric [port]; empty when the shim does not export it
     curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$p:127.0.0.1" "https://localhost:$p/metrics" |
         awk -v m="$1" '$1==m {print $2}'
 }
-wrk_run() {   # name lua [baseline]: the current shim, or the baseline one with a third argument
+wrk_run() {   # name lua [baseline|pooled]: the current shim, or the baseline one, or the one behind pgbouncer
     local name=$1 lua=$2 out=$RESULTS/logs/$1.r$ROUND.log
     local pid=$SHIM_PID port=$PORT
-    if [ -n "${3:-}" ]; then pid=$BASE_PID; port=$BPORT; fi
-    local p0 s0 c0 n0 p1 s1 c1 n1
+    case ${3:-} in
+        baseline) pid=$BASE_PID; port=$BPORT ;;
+        pooled) pid=$POOL_PID; port=$PPORT ;;
+    esac
+    local p0 s0 c0 n0 p1 s1 c1 n1 b0 b1
+    b0=$(bouncer_ticks)
     p0=$(pg_ticks); s0=$(shim_ticks "$pid"); c0=$(metric_sum ama_shim_db_seconds_sum "$port"); n0=$(metric_sum ama_shim_db_seconds_count "$port")
     { time env JWT="$JWT0" THREAD="$T0" AFTER_SEQ="$AFTER0" BENCH_SHIM_DIR="$SHIM_DIR" \
         wrk -t"$THREADS" -c"$CLIENTS" -d"${SECS}s" --latency -s "$SHIM_DIR/$lua" "https://127.0.0.1:$port" >"$out" 2>&1 ; } 2>"$out.time"
     p1=$(pg_ticks); s1=$(shim_ticks "$pid"); c1=$(metric_sum ama_shim_db_seconds_sum "$port"); n1=$(metric_sum ama_shim_db_seconds_count "$port")
+    b1=$(bouncer_ticks)
     local line; line=$(grep '^RESULT' "$out") || { log "wrk $name: no result"; cat "$out" >&2; return 1; }
     read -r _ _ reqs _ _ _ rps _ p50 _ p99 _ p999 _ mean _ _ _ serr _ sockerr <<<"$line"
     # badbody.lua's answers are all 400 by design; every other script must see no error status
@@ -206,11 +239,13 @@ wrk_run() {   # name lua [baseline]: the current shim, or the baseline one with 
     raw "$ROUND" "$name" shim_cpu_us_per_req "$(awk -v d=$((s1 - s0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
     raw "$ROUND" "$name" pg_cpu_us_per_req "$(awk -v d=$((p1 - p0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
     raw "$ROUND" "$name" client_cpu_us_per_req "$(awk -v s="$cli" -v n="$reqs" 'BEGIN{print s*1e6/n}')"
+    [ -n "$BOUNCER_PID" ] && raw "$ROUND" "$name" bouncer_cpu_us_per_req "$(awk -v d=$((b1 - b0)) -v n="$reqs" 'BEGIN{print d*10000/n}')"
     log "  wrk $name: $rps req/s, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
 }
 
-log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds${BASE_PID:+, with the baseline shim}"
-for ROUND in $(seq "$BENCH_ROUNDS"); do
+has_part 1 && log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds${BASE_PID:+, with the baseline shim}"
+for ROUND in $(has_part 1 && seq "$BENCH_ROUNDS"); do
+    wait_quiet; raw "$ROUND" part1 load1 "$LOAD1"
     if [ -z "$BASE_PID" ]; then
         if [ $((ROUND % 2)) = 1 ]; then
             wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"
@@ -241,19 +276,108 @@ if [ -n "$BASE_PID" ]; then
     log "baseline shim stopped (parts 3-5 measure the current shim only)"
 fi
 
+# --- 6. through pgbouncer (transaction mode) vs direct ---------------------------------------------
+if has_part 6; then
+    log "6. pgbouncer (transaction mode) vs direct: $CLIENTS connections, ${SECS}s x $BENCH_ROUNDS rounds"
+    # Behind a transaction pooler the shim sends no startup options: statement_timeout goes on the
+    # role (README), as a deployment would do it; the direct shim sends its own 5 s at connect.
+    q -c "ALTER ROLE ama_authenticator SET statement_timeout = '5s'" >/dev/null
+    BOUNCER_DIR=$(mktemp -d /tmp/ama-pgbouncer.XXXXXX)
+    BOUNCE_PORT=$(free_port)
+    printf '"ama_authenticator" "%s"\n' "$AUTH_PW" >"$BOUNCER_DIR/userlist.txt"
+    chmod 600 "$BOUNCER_DIR/userlist.txt"
+    # the settings of tests/src/pooler.rs, with a pool as large as the shim's (16): pgbouncer must
+    # not be the narrower pipe
+    cat >"$BOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+$PGDATABASE = host=127.0.0.1 port=$PGPORT dbname=$PGDATABASE
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCE_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $BOUNCER_DIR/userlist.txt
+pool_mode = transaction
+default_pool_size = 16
+max_client_conn = 500
+server_reset_query =
+logfile = $BOUNCER_DIR/pgbouncer.log
+pidfile = $BOUNCER_DIR/pgbouncer.pid
+INI
+    # pgbouncer refuses to run as root: as root it runs as the cluster's OS user (postgres)
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$BOUNCER_DIR"
+        runuser -u postgres -- /usr/sbin/pgbouncer "$BOUNCER_DIR/pgbouncer.ini" >"$RESULTS/logs/pgbouncer.out" 2>&1 &
+    else
+        /usr/sbin/pgbouncer "$BOUNCER_DIR/pgbouncer.ini" >"$RESULTS/logs/pgbouncer.out" 2>&1 &
+    fi
+    BOUNCER_RUNNER=$!
+    for _ in $(seq 50); do [ -s "$BOUNCER_DIR/pgbouncer.pid" ] && break; sleep 0.2; done
+    BOUNCER_PID=$(cat "$BOUNCER_DIR/pgbouncer.pid" 2>/dev/null || true)
+    [ -n "$BOUNCER_PID" ] || { log "pgbouncer did not start"; cat "$BOUNCER_DIR/pgbouncer.log" "$RESULTS/logs/pgbouncer.out" >&2; exit 1; }
+    # pgbench reaches pgbouncer with the same password, from a pgpass line of its own
+    BENCH_PGPASS_POOLED=$WORK/pgpass.pooled
+    { cat "$PGPASSFILE"; echo "127.0.0.1:$BOUNCE_PORT:*:ama_authenticator:$AUTH_PW"; } >"$BENCH_PGPASS_POOLED"
+    chmod 600 "$BENCH_PGPASS_POOLED"
+    PPORT=$(free_port)
+    SHIM_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$BOUNCE_PORT/$PGDATABASE" \
+    AMA_LISTEN_DATABASE_URL=$DIRECT_URL \
+        start_shim "$ROOT/target/release/ama-shim" "$PPORT" "$RESULTS/logs/shim-pooled.log" --db-pooler transaction
+    POOL_PID=$STARTED_PID
+    log "pgbouncer pid $BOUNCER_PID on 127.0.0.1:$BOUNCE_PORT; pooled shim pid $POOL_PID on 127.0.0.1:$PPORT"
+    # sanity: the pooled shim and pgbench through pgbouncer answer like the direct ones
+    curl -sSf --cacert "$WORK/cert.pem" --resolve "localhost:$PPORT:127.0.0.1" -H "Authorization: Bearer $JWT0" \
+        "https://localhost:$PPORT/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("pooled shim read ok:", len(d["events"]), "events")' >&2
+    PGPASSFILE=$BENCH_PGPASS_POOLED q -U ama_authenticator -h 127.0.0.1 -p "$BOUNCE_PORT" -f "$WORK/pg_read.sql" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert d.get("status")==200, d; print("ama.request through pgbouncer: status", d.get("status"))' >&2
+    direct_pg() { pgbench_run "$1" "$2" "$PGPORT" extended; }
+    pooled_pg() { BENCH_PGPASS=$BENCH_PGPASS_POOLED pgbench_run "$1" "$2" "$BOUNCE_PORT" extended; }
+    for ROUND in $(seq "$BENCH_ROUNDS"); do
+        wait_quiet; raw "$ROUND" part6 load1 "$LOAD1"
+        log "  round $ROUND (load average $LOAD1)"
+        for r in read write; do
+            # which side goes first alternates from round to round and from route to route
+            if [ $(((ROUND + ${#r}) % 2)) = 1 ]; then
+                wrk_run "direct_shim_$r" "$r.lua"; wrk_run "pool_shim_$r" "$r.lua" pooled
+                direct_pg "direct_pgx_$r" "$WORK/pg_$r.sql"; pooled_pg "pool_pgx_$r" "$WORK/pg_$r.sql"
+            else
+                pooled_pg "pool_pgx_$r" "$WORK/pg_$r.sql"; direct_pg "direct_pgx_$r" "$WORK/pg_$r.sql"
+                wrk_run "pool_shim_$r" "$r.lua" pooled; wrk_run "direct_shim_$r" "$r.lua"
+            fi
+        done
+    done
+    curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$PPORT:127.0.0.1" "https://localhost:$PPORT/metrics" |
+        grep -E '^ama_shim_(db_errors_total|requests_total)' >"$RESULTS/logs/pooled-metrics.txt" || true
+    stop_pid "$POOL_PID"; POOL_PID=
+    stop_pid "$BOUNCER_PID"; BOUNCER_PID=
+    wait "$BOUNCER_RUNNER" 2>/dev/null || true; BOUNCER_RUNNER=
+    cp "$BOUNCER_DIR/pgbouncer.log" "$RESULTS/logs/pgbouncer.log" 2>/dev/null || true
+    q -c "ALTER ROLE ama_authenticator RESET statement_timeout" >/dev/null
+    log "pgbouncer and the pooled shim stopped"
+fi
+
 # --- 3. RSS with idle keep-alive connections ------------------------------------------------------
-log "3. shim RSS with $IDLE_CONNS idle keep-alive TLS connections"
-python3 "$SHIM_DIR/tools.py" idle --port "$PORT" --cacert "$WORK/cert.pem" --jwt "$JWT0" --pid "$SHIM_PID" \
-    --n "$IDLE_CONNS" --path "/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" | tee "$RESULTS/idle.txt" >&2
+if has_part 3; then
+    log "3. shim RSS with $IDLE_CONNS idle keep-alive TLS connections"
+    python3 "$SHIM_DIR/tools.py" idle --port "$PORT" --cacert "$WORK/cert.pem" --jwt "$JWT0" --pid "$SHIM_PID" \
+        --n "$IDLE_CONNS" --path "/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" | tee "$RESULTS/idle.txt" >&2
+fi
 
 # --- 5. commit-to-delivery on live SSE streams ----------------------------------------------------
-log "5. SSE commit-to-delivery: $SSE_STREAMS streams, $SSE_MESSAGES messages"
-TS=$(new_thread "${USERS[5]}")
-JWTS=$(jwt_of "${USERS[5]}")
-python3 "$SHIM_DIR/tools.py" sse --port "$PORT" --cacert "$WORK/cert.pem" --thread "$TS" --jwt "$JWTS" \
-    --n "$SSE_STREAMS" --m "$SSE_MESSAGES" --gap-ms 100 | tee "$RESULTS/sse.txt" >&2
+if has_part 5; then
+    log "5. SSE commit-to-delivery: $SSE_STREAMS streams, $SSE_MESSAGES messages"
+    TS=$(new_thread "${USERS[5]}")
+    JWTS=$(jwt_of "${USERS[5]}")
+    python3 "$SHIM_DIR/tools.py" sse --port "$PORT" --cacert "$WORK/cert.pem" --thread "$TS" --jwt "$JWTS" \
+        --n "$SSE_STREAMS" --m "$SSE_MESSAGES" --gap-ms 100 | tee "$RESULTS/sse.txt" >&2
+fi
 
 # --- 4. thread growth: poll and agent send at 10^3 .. 10^6 messages --------------------------------
+if ! has_part 4; then
+    log "suite done"
+    exit 0
+fi
 log "4. thread growth: sizes $SIZES"
 declare -A TID SJ
 i=1
@@ -295,4 +419,3 @@ for ROUND in $(seq "$BENCH_ROUNDS"); do
     q -c "VACUUM ama.messages" >/dev/null
 done
 log "suite done"
-echo "$SHIM_PID" >/dev/null

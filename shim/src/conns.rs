@@ -1,8 +1,9 @@
 //! The open connections, at most `--max-connections`. When every slot is taken, the accept loop
 //! does not leave new clients in the kernel's backlog behind idle ones: it sheds the connection
 //! that has been idle longest (no request in flight; one still in its TLS handshake or before its
-//! first request counts as idle since it opened) and gives its slot to the new one. Only when
-//! every connection has a request in flight does a new one wait for a slot.
+//! first request counts as idle since it opened) and gives its slot to the new one; failing that,
+//! the one waiting longest for request bodies (a slow-body client: nothing of its requests has
+//! reached the database). Only when every connection has a request at work does a new one wait.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,11 +78,18 @@ impl Conns {
         let admission = if inner.open.len() < self.max {
             Admission::Free
         } else {
+            // the longest idle first; failing that, the one waiting longest for request bodies
             let (id, _) = inner
                 .open
                 .iter()
-                .filter_map(|(id, e)| e.activity.idle_since().map(|t| (*id, t)))
-                .min_by_key(|(_, t)| *t)?;
+                .filter_map(|(id, e)| {
+                    let a = &e.activity;
+                    a.idle_since()
+                        .map(|t| (0, t))
+                        .or_else(|| a.receiving_since().map(|t| (1, t)))
+                        .map(|k| (*id, k))
+                })
+                .min_by_key(|(_, k)| *k)?;
             if let Some(victim) = inner.open.remove(&id) {
                 victim.shed.notify_one();
             }

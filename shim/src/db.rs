@@ -3,6 +3,8 @@
 mod reply;
 pub use reply::{JsonText, Reply};
 
+mod cancel;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -224,12 +226,12 @@ impl Db {
             Err(_) => {
                 // the connection is mid-statement: cancel the statement (bounded: a frozen server
                 // may not answer that either) and never give the connection back to the pool
-                let cancel = client.cancel_token();
+                let token = client.cancel_token();
                 let conn = Object::take(client);
+                let (config, pooled) =
+                    (self.pg_config.clone(), self.pooler == DbPooler::Transaction);
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(2), cancel.cancel_query(NoTls))
-                            .await;
+                    cancel::cancel(token, &config, pooled).await;
                     // closed only once the cancel is delivered: behind a transaction pooler the
                     // cancel reaches the server connection through this client connection, and
                     // a pooler drops a server connection whose client left mid-query without

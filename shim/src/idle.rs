@@ -19,6 +19,8 @@ use crate::response::Body;
 pub struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
+    /// Requests in flight whose body is still arriving (they have not reached the database).
+    receiving: AtomicUsize,
     /// Milliseconds after `start` of the last request event; `u64::MAX` before the first.
     last_ms: AtomicU64,
 }
@@ -31,6 +33,7 @@ impl Activity {
         Arc::new(Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            receiving: AtomicUsize::new(0),
             last_ms: AtomicU64::new(u64::MAX),
         })
     }
@@ -53,10 +56,23 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        Some(match self.last_ms.load(Ordering::Acquire) {
+        Some(self.last())
+    }
+
+    /// Since when the connection has been waiting only for request bodies: every request in
+    /// flight is still receiving its body (a slow-body client). `None` otherwise. Such a
+    /// connection may be shed when every slot is taken and none is idle: nothing of its requests
+    /// has reached the database.
+    pub fn receiving_since(&self) -> Option<Instant> {
+        let n = self.in_flight.load(Ordering::Acquire);
+        (n > 0 && self.receiving.load(Ordering::Acquire) >= n).then(|| self.last())
+    }
+
+    fn last(&self) -> Instant {
+        match self.last_ms.load(Ordering::Acquire) {
             u64::MAX => self.start,
             ms => self.start + Duration::from_millis(ms),
-        })
+        }
     }
 
     /// How long until the connection counts as idle (zero: it is idle now), given the limits.
@@ -88,6 +104,66 @@ pub async fn idle(activity: &Activity, first_request: Duration, idle: Duration) 
             return;
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// A request body that counts as arriving (see [`Activity::receiving_since`]) until its last
+/// frame, an error, or its drop. An empty body never counts.
+pub struct ReceivingBody<B> {
+    inner: B,
+    activity: Option<Arc<Activity>>,
+}
+
+impl<B: HttpBody> ReceivingBody<B> {
+    pub fn new(inner: B, activity: &Arc<Activity>) -> ReceivingBody<B> {
+        let activity = (!inner.is_end_stream()).then(|| {
+            activity.receiving.fetch_add(1, Ordering::AcqRel);
+            activity.clone()
+        });
+        ReceivingBody { inner, activity }
+    }
+
+    fn done(&mut self) {
+        if let Some(a) = self.activity.take() {
+            a.receiving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<B> Drop for ReceivingBody<B> {
+    fn drop(&mut self) {
+        if let Some(a) = self.activity.take() {
+            a.receiving.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<B: HttpBody + Unpin> HttpBody for ReceivingBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let finished = match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if finished {
+            self.done();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -145,6 +221,36 @@ mod tests {
         let left = a.idle_in(first, idle);
         assert!(left > first && left <= idle, "{left:?}");
         assert!(a.idle_in(first, Duration::ZERO).is_zero());
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_only_for_a_body_can_be_shed() {
+        use http_body_util::{BodyExt, Empty, Full};
+        let a = Activity::new();
+        let busy = a.begin();
+        let empty = ReceivingBody::new(Empty::<Bytes>::new(), &a);
+        assert!(
+            a.receiving_since().is_none(),
+            "a request without a body is working, not receiving"
+        );
+        drop(empty);
+        let mut body = ReceivingBody::new(Full::new(Bytes::from_static(b"abc")), &a);
+        assert!(a.receiving_since().is_some(), "its body is still arriving");
+        let _ = body.frame().await;
+        assert!(
+            a.receiving_since().is_none(),
+            "the whole body arrived: the request is at work"
+        );
+        drop((body, busy));
+        assert!(
+            a.receiving_since().is_none(),
+            "nothing in flight is idle, not receiving"
+        );
+        // a second request without a body on the same connection keeps it from being shed
+        let _b1 = a.begin();
+        let _r1 = ReceivingBody::new(Full::new(Bytes::from_static(b"x")), &a);
+        let _b2 = a.begin();
+        assert!(a.receiving_since().is_none());
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::conns::{Admission, Conn, Conns};
 use crate::db::{Db, DbSetupError, DbTimeouts};
-use crate::idle::{idle, Activity, TrackedBody};
+use crate::idle::{idle, Activity, ReceivingBody, TrackedBody};
 use crate::jwt::{ClaimRules, JwksSource, Verifier};
 use crate::limiter::ShimLimits;
 use crate::metrics::Metrics;
@@ -189,7 +189,12 @@ async fn serve(
     let mut first = [0u8; 1];
     match tokio::time::timeout(deadline, tcp.peek(&mut first)).await {
         Ok(Ok(n)) if n > 0 => {}
-        _ => return,
+        Ok(_) => return,
+        Err(_) => {
+            // not one byte in time: closed as idle, like a connection with no first request
+            app.metrics.idle_closed();
+            return;
+        }
     }
     if !is_tls_handshake(&first) {
         tracing::debug!(%peer, "plain HTTP on the TLS port refused");
@@ -207,14 +212,18 @@ async fn serve(
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
-        Err(_) => return,
+        Err(_) => {
+            app.metrics.idle_closed();
+            return;
+        }
     };
     let (first_request, idle_timeout) = (app.cfg.header_read_timeout, app.cfg.idle_timeout);
     let metrics_app = app.clone();
     let tracked = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = tracked.begin();
+        let req = req.map(|b| ReceivingBody::new(b, &tracked));
         async move {
             let resp = crate::handler::handle(app, req, peer).await;
             Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy).boxed()))

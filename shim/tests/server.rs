@@ -848,3 +848,69 @@ async fn a_full_server_sheds_its_longest_idle_connection_for_a_new_client() {
         .unwrap_or_else(|| panic!("no shed counter: {text}"));
     assert!(shed >= 1, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_cannot_hold_every_slot() {
+    use tokio::io::AsyncWriteExt;
+    let shim = start(
+        "slowbody",
+        &[
+            "--max-connections",
+            "2",
+            "--max-connections-per-ip",
+            "100",
+            "--header-read-timeout-ms",
+            "1000",
+        ],
+    );
+    // two requests whose bodies never finish arriving take both slots
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = tls_connect(&shim, &[b"http/1.1"]).await;
+        s.write_all(
+            b"POST /api/v1/public/agents/nobody/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .expect("head");
+        s.flush().await.expect("flush");
+        slow.push(s);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // a new client is served at once: the slot of the one waiting longest for its body is its
+    let started = std::time::Instant::now();
+    let r = shim.send(false, "GET", "/health", &[], None).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "served after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        closed_within(&mut slow[0], Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the longest-waiting slow body was shed"
+    );
+    // a TCP connection that never sends a byte is closed after the header-read timeout, and
+    // counted as idle
+    let mut silent = tokio::net::TcpStream::connect(&shim.addr)
+        .await
+        .expect("connect");
+    assert!(closed_within(&mut silent, Duration::from_secs(8))
+        .await
+        .is_some());
+    let metrics = shim.send(false, "GET", "/metrics", &[], None).await;
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    let count = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("ama_shim_connections_shed_total") >= 1, "{text}");
+    assert!(
+        count("ama_shim_idle_connections_closed_total") >= 1,
+        "{text}"
+    );
+}

@@ -18,6 +18,11 @@ pub struct Pgbouncer {
 impl Pgbouncer {
     /// Starts pgbouncer on a free port, pooling `ama_authenticator` connections to the cluster's
     /// `postgres` database in transaction mode (SCRAM on both sides, no Unix socket).
+    /// `server_login_retry = 1`: after one failed server login pgbouncer refuses every client
+    /// for that long (15 s by default), which would outlast the restart test's wait for recovery.
+    /// `default_pool_size = 20`: more server connections than the largest shim pool of the
+    /// tests (16, `route_budget.rs`), so the shim's own limits are what a test meets; with fewer,
+    /// the pooler's pool is the bottleneck (8 sends waiting on a lock there starved every read).
     pub fn start(cluster: &Cluster) -> Result<Pgbouncer, HarnessError> {
         let bin = Path::new(PGBOUNCER_DIR).join("pgbouncer");
         if !bin.exists() {
@@ -46,9 +51,10 @@ impl Pgbouncer {
              auth_type = scram-sha-256\n\
              auth_file = {dir}/userlist.txt\n\
              pool_mode = transaction\n\
-             default_pool_size = 8\n\
+             default_pool_size = 20\n\
              max_client_conn = 500\n\
              server_reset_query =\n\
+             server_login_retry = 1\n\
              logfile = {dir}/pgbouncer.log\n\
              pidfile = {dir}/pgbouncer.pid\n",
             db_port = cluster.port,
@@ -88,10 +94,17 @@ impl Pgbouncer {
 
 impl Drop for Pgbouncer {
     fn drop(&mut self) {
-        // SIGTERM, not SIGKILL: as root the child is runuser, which forwards SIGTERM to
-        // pgbouncer and waits for it; a killed runuser would leave pgbouncer running
-        // SAFETY: kill(2) on the child this harness started
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM, not SIGKILL, and to pgbouncer itself (its pid file) when it can: as root the
+        // child is runuser, which forwards a SIGTERM but then sleeps 2 s before it SIGKILLs
+        // pgbouncer, and a killed runuser would leave pgbouncer running. When pgbouncer exits
+        // by itself, runuser exits at once.
+        let pid = std::fs::read_to_string(self.dir.join("pgbouncer.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .filter(|&p| p > 1)
+            .unwrap_or(self.child.id() as i32);
+        // SAFETY: kill(2) on the pgbouncer (or the child) this harness started
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         if !cluster::wait_until(Duration::from_secs(5), || {
             matches!(self.child.try_wait(), Ok(Some(_)))
         }) {

@@ -20,14 +20,30 @@ pub struct Stack {
     pub log_path: PathBuf,
     shim: Option<Child>,
     /// pgbouncer in transaction mode between the shim and the cluster, when started with
-    /// [`Stack::start_behind_pooler`].
+    /// [`Stack::start_behind_pooler`] or with `AMA_E2E_POOLER=transaction`.
     pub pooler: Option<Pgbouncer>,
 }
 
+/// The environment switch that runs every [`Stack::start`] behind pgbouncer:
+/// `AMA_E2E_POOLER=transaction` (`./ama test` runs the end-to-end suite a second time with it).
+/// Unset, empty or `none`: direct.
+pub const POOLER_ENV: &str = "AMA_E2E_POOLER";
+
+/// Whether [`POOLER_ENV`] asks for pgbouncer in transaction mode; any other value than the
+/// documented ones panics, so a typo cannot quietly run the suite direct.
+pub fn pooler_from_env() -> bool {
+    match std::env::var(POOLER_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("none") => false,
+        Ok("transaction") => true,
+        Ok(other) => panic!("{POOLER_ENV}={other}: expected transaction, none or nothing"),
+    }
+}
+
 impl Stack {
-    /// Starts the cluster and the shim; `extra` are additional shim flags.
+    /// Starts the cluster and the shim; `extra` are additional shim flags. With
+    /// `AMA_E2E_POOLER=transaction` ([`POOLER_ENV`]) this is [`Stack::start_behind_pooler`].
     pub fn start(extra: &[&str]) -> Stack {
-        Self::start_with(extra, false)
+        Self::start_with(extra, pooler_from_env())
     }
 
     /// Like [`Stack::start`], with a real pgbouncer in transaction mode between the shim and the
@@ -145,6 +161,20 @@ impl Drop for Stack {
                 let _ = shim.kill();
             }
             let _ = shim.wait();
+        }
+        if let Some(p) = self.pooler.take() {
+            // the cluster directory (and the log in it) goes with the cluster: a failing test
+            // shows what pgbouncer saw
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(p.dir.join("pgbouncer.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("pgbouncer.log (last {} lines):", tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("  {line}");
+                }
+            }
+            // before the cluster: pgbouncer stops while its directory still exists
+            drop(p);
         }
     }
 }

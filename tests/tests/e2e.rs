@@ -953,3 +953,56 @@ async fn a_frozen_database_gets_prompt_503s_and_the_shim_recovers_by_itself() {
         "the shim did not recover after the database thawed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_the_deadline_is_cancelled_in_the_database() {
+    // Directly and behind pgbouncer (the second pass of ./ama test): the shim keeps the timed-out
+    // connection until the cancel is delivered (pgbouncer forwards a cancel only for a client
+    // still linked to a server) and sends the cancel as libpq does, waiting for the other side
+    // to close (a half-closed cancel socket makes pgbouncer 1.18 drop it or exit, "bad client
+    // state: 0", as in pgbouncer issue #801).
+    let s = Stack::start(&["--db-deadline-ms", "1000"]);
+    setup_users(&s).await;
+    let alice = s.jwt(ALICE);
+    let admin = s.cluster.connect("postgres").await;
+    // the request waits for this lock: a statement that outlives the deadline
+    admin
+        .batch_execute("BEGIN; LOCK TABLE ama.threads IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let r = s.client.get("/api/v1/chat/threads", Some(&alice)).await;
+    assert_eq!(r.status, 503, "{:?}", r.json());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "503 took {:?}",
+        started.elapsed()
+    );
+    // the 503 is not the end of it: the statement is cancelled, not left waiting in the database
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE usename = 'ama_authenticator' AND wait_event_type = 'Lock'";
+    let mut left = -1;
+    for _ in 0..25 {
+        left = admin
+            .query_one(waiting, &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        left, 0,
+        "the statement still waits in the database after its 503"
+    );
+    admin.batch_execute("ROLLBACK").await.expect("unlock");
+    assert_eq!(
+        s.client
+            .get("/api/v1/chat/threads", Some(&alice))
+            .await
+            .status,
+        200
+    );
+}
