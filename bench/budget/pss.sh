@@ -47,13 +47,13 @@ for load in p_request s_request p_noop s_noop; do
         echo
         echo "| statement | calls per request | mean µs per call | µs per request | plans per call | mean µs per plan |"
         echo "|---|---:|---:|---:|---:|---:|"
-        q -F '|' -c "SELECT round(calls::numeric / $n, 2), round((total_exec_time / calls * 1000)::numeric, 1),
+        q -F $'\x1f' -c "SELECT round(calls::numeric / $n, 2), round((total_exec_time / calls * 1000)::numeric, 1),
                             round((total_exec_time / $n * 1000)::numeric, 1),
                             left(regexp_replace(query, '\s+', ' ', 'g'), 160),
                             round(plans::numeric / calls, 2), round((total_plan_time / greatest(plans, 1) * 1000)::numeric, 1)
                        FROM pg_stat_statements WHERE calls >= $n / 2 AND query !~* 'pg_stat_statements_reset|pg_stat_reset'
                       ORDER BY total_exec_time DESC LIMIT 20" |
-            awk -F'|' '{gsub(/\|/, "\\|", $4); printf "| `%s` | %s | %s | %s | %s | %s |\n", $4, $1, $2, $3, $5, $6}'
+            awk -F'\x1f' '{gsub(/\|/, "\\|", $4); printf "| `%s` | %s | %s | %s | %s | %s |\n", $4, $1, $2, $3, $5, $6}'
         echo
         echo "| function | calls per request | self µs per request | total µs per request |"
         echo "|---|---:|---:|---:|"
