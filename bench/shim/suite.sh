@@ -10,21 +10,7 @@ set -euo pipefail
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 has_part() { case " ${PARTS:-1 2 3 4 5} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-# Before a timed run: wait (at most LOAD_WAIT_SECS, default 180) while the 1-minute load average
-# is above LOAD_MAX (default 2; this machine has 2 cores and other jobs), then go on anyway; the
-# load at the start of each round is recorded in raw.txt (metric load1).
-LOAD_MAX=${LOAD_MAX:-2} LOAD_WAIT_SECS=${LOAD_WAIT_SECS:-180}
-wait_quiet() {
-    local waited=0 l
-    while l=$(cut -d' ' -f1 /proc/loadavg) && awk -v l="$l" -v m="$LOAD_MAX" 'BEGIN{exit !(l > m)}' &&
-        [ "$waited" -lt "$LOAD_WAIT_SECS" ]; do
-        [ "$waited" = 0 ] && log "  load average $l > $LOAD_MAX: waiting (at most ${LOAD_WAIT_SECS}s)"
-        sleep 10; waited=$((waited + 10))
-    done
-    LOAD1=$(cut -d' ' -f1 /proc/loadavg)
-    [ "$waited" -gt 0 ] && log "  waited ${waited}s, load average now $LOAD1"
-    return 0
-}
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/load.sh"
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"; exit} if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a"; else printf "%.*f\n", d, x }'; }
