@@ -42,6 +42,11 @@ GRANT EXECUTE ON FUNCTION
     ama.revoke_capabilities(uuid, text, text[]), ama.allow_agent(uuid, text)
     TO anon, authenticated, service_role, ama_service;
 
+-- The WebSocket streams' route functions and helpers (067), for the request roles and trusted services.
+GRANT EXECUTE ON FUNCTION ama.api_ws_threads(jsonb), ama.api_ws_public(jsonb), ama.api_ws_typing(jsonb),
+    ama._thread_has_slug(uuid, text), ama._notify_typing(uuid, boolean)
+    TO anon, authenticated, service_role, ama_service;
+
 -- The shim reads the key that seals live-event notifications (its LISTEN connection opens them).
 GRANT EXECUTE ON FUNCTION ama.events_key() TO ama_authenticator;
 
