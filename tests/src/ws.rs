@@ -23,6 +23,8 @@ pub struct Ws {
     pub ws: WebSocketStream<TlsStream<TcpStream>>,
     /// The subprotocol the server selected.
     pub protocol: Option<String>,
+    /// Every event read so far, in order.
+    pub log: Vec<Value>,
 }
 
 /// How opening went: the socket, or the HTTP status and body of the refusal.
@@ -76,6 +78,7 @@ pub async fn open(client: &Client, path: &str, headers: &[(&str, &str)]) -> Open
                 .get("sec-websocket-protocol")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            log: Vec::new(),
         })),
         Err(Error::Http(resp)) => {
             let body = resp
@@ -123,7 +126,9 @@ impl Ws {
             };
             match f {
                 Some(Ok(Message::Text(t))) => {
-                    return Read::Event(serde_json::from_str(t.as_str()).expect("JSON event"))
+                    let v: Value = serde_json::from_str(t.as_str()).expect("JSON event");
+                    self.log.push(v.clone());
+                    return Read::Event(v);
                 }
                 Some(Ok(Message::Close(c))) => {
                     return Read::Closed(c.map_or(1005, |c| u16::from(c.code)))

@@ -79,15 +79,14 @@ async fn a_user_socket_carries_its_threads_and_nothing_else() {
     post(&s, &mallory, &t3, "not for alice").await;
     post(&s, &bob, &t1, "t1 hello").await;
     post(&s, &mallory, &t2, "t2 hello").await;
-    let (_, before) = a.until(BOUND, message(&t1, "t1 hello")).await;
-    let mut seen = before;
-    if !seen.iter().any(message(&t2, "t2 hello")) {
-        let (_, more) = a.until(BOUND, message(&t2, "t2 hello")).await;
-        seen.extend(more);
+    a.until(BOUND, message(&t1, "t1 hello")).await;
+    if !a.log.iter().any(message(&t2, "t2 hello")) {
+        a.until(BOUND, message(&t2, "t2 hello")).await;
     }
     assert!(
-        seen.iter().all(|v| v["thread_id"] != t3.as_str()),
-        "{seen:?}"
+        a.log.iter().all(|v| v["thread_id"] != t3.as_str()),
+        "{:?}",
+        a.log
     );
     // the event is the one polling returns, plus its thread
     let r = s
@@ -150,6 +149,25 @@ async fn a_user_socket_carries_its_threads_and_nothing_else() {
     post(&s, &bob, &t4, "t4 hello").await;
     a.until(BOUND, message(&t4, "t4 hello")).await;
 
+    // a participation-mode change reaches the socket as thread_runtime
+    let r = s
+        .client
+        .json(
+            "POST",
+            &format!("/api/v1/chat/threads/{t1}/mode"),
+            Some(&alice),
+            &json!({"participation_mode": "invocation_only"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let (changed, _) = a
+        .until(BOUND, |v| {
+            v["type"] == "thread_runtime" && v["change"] == "changed"
+        })
+        .await;
+    assert_eq!(changed["thread_id"], t1.as_str());
+    assert_eq!(changed["participation_mode"], "invocation_only");
+
     // a read-only participant's typing is refused by the database, and nothing is broadcast
     set_caps(&s, &t1, BOB, "{read}");
     b.send(&json!({"type": "typing", "thread_id": t1, "status": "stopped"}))
@@ -163,17 +181,30 @@ async fn a_user_socket_carries_its_threads_and_nothing_else() {
         "{before:?}"
     );
 
-    // every thread's sequence reached Alice without a gap
-    let mut all = seen;
-    all.extend(before);
+    // every thread's sequence reached Alice once each, without a gap
     for t in [&t1, &t4] {
-        let seqs: Vec<i64> = all
+        let seqs: Vec<i64> = a
+            .log
             .iter()
             .filter(|v| v["type"] == "thread_message" && v["thread_id"] == t.as_str())
             .filter_map(|v| v["thread_seq"].as_i64())
             .collect();
+        assert!(!seqs.is_empty(), "{t}");
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{t}: {seqs:?}");
     }
+    // nothing of t2 after Alice lost read there
+    let left_at = a
+        .log
+        .iter()
+        .position(|v| v["type"] == "thread_runtime" && v["change"] == "left")
+        .expect("left");
+    assert!(
+        a.log[left_at + 1..]
+            .iter()
+            .all(|v| v["thread_id"] != t2.as_str()),
+        "{:?}",
+        a.log
+    );
     // the URL, the subprotocol and the tokens never reach the log
     assert!(!s.logs().contains(&alice));
 }
