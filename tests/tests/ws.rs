@@ -443,3 +443,54 @@ async fn a_visitor_socket_sees_only_its_own_thread() {
     w2.until(BOUND, is("ready")).await;
     assert!(!s.logs().contains(&tok1));
 }
+
+/// `ama_shim_ws_closed_total{reason="<reason>"}` from /metrics.
+async fn ws_closed(s: &Stack, reason: &str) -> u64 {
+    let r = s.client.get("/metrics", None).await;
+    let prefix = format!("ama_shim_ws_closed_total{{reason=\"{reason}\"}} ");
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_does_not_read_is_disconnected() {
+    let s = Stack::start(&["--ws-send-queue", "2"]);
+    put_users(&s, &[(ALICE, "basic")]).await;
+    let mut w = user_socket(&s, &s.jwt(ALICE)).await;
+    // pings whose pongs the client never reads: once the connection's buffers are full, the
+    // socket's queue fills, and the shim drops the socket instead of buffering
+    let ping = json!({"type": "ping", "id": "x".repeat(64)}).to_string();
+    let mut dropped = false;
+    for i in 0..2_000_000u32 {
+        if w.send_text(ping.clone()).await.is_err() {
+            break;
+        }
+        if i % 20_000 == 19_999 && ws_closed(&s, "slow consumer").await > 0 {
+            dropped = true;
+            break;
+        }
+    }
+    for _ in 0..50 {
+        if dropped {
+            break;
+        }
+        dropped = ws_closed(&s, "slow consumer").await > 0;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dropped, "the slow consumer was not disconnected");
+    // what was queued before comes through, then the end (1008, or the connection just ends)
+    let mut end = None;
+    for _ in 0..5_000_000 {
+        match w.read(BOUND).await {
+            Read::Event(_) => continue,
+            Read::Closed(c) => {
+                end = Some(c);
+                break;
+            }
+            Read::Nothing => break,
+        }
+    }
+    assert!(matches!(end, Some(1008 | 1006)), "{end:?}");
+}
