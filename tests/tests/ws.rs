@@ -494,3 +494,33 @@ async fn a_client_that_does_not_read_is_disconnected() {
     }
     assert!(matches!(end, Some(1008 | 1006)), "{end:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_are_limited_per_client_address() {
+    // (a long auth timeout: the waiting socket below holds its slot for the whole test)
+    let s = Stack::start(&["--ws-max-per-ip", "2", "--ws-auth-timeout-secs", "600"]);
+    put_users(&s, &[(ALICE, "basic"), (BOB, "basic")]).await;
+    let _one = user_socket(&s, &s.jwt(ALICE)).await;
+    // counted from the upgrade, before any credential: a socket waiting for its auth message
+    let _two = open(&s.client, USER, &[]).await.socket();
+    let auth = format!("Bearer {}", s.jwt(BOB));
+    let (status, body) = open(&s.client, USER, &[("authorization", &auth)])
+        .await
+        .status();
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "RATE_LIMITED");
+    assert!(ws_closed(&s, "ip_limit").await >= 1);
+    // a slot comes back when a socket ends
+    drop(_one);
+    let mut opened = false;
+    for _ in 0..50 {
+        if let ama_tests::ws::Opened::Socket(_) =
+            open(&s.client, USER, &[("authorization", &auth)]).await
+        {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(opened, "the freed slot was not given back");
+}

@@ -318,6 +318,12 @@ impl Socket {
         }
         let infos = super::threads::Info::parse(env.body.get());
         let joined = threads.sync(infos, out, true).map_err(gone)?;
+        for id in threads.take_behind() {
+            let p = threads.catch_up(&id, out).await;
+            if let Some(e) = self.settle(p, threads, out) {
+                return Err(e);
+            }
+        }
         match self.seam(threads, &joined, out).await {
             Some(e) => Err(e),
             None => Ok(()),

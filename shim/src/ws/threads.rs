@@ -87,6 +87,8 @@ pub struct Threads {
     ip: IpAddr,
     route: &'static str,
     map: HashMap<Arc<str>, Watch>,
+    /// Threads whose own poll was refused for rate: caught up again at the next re-check.
+    behind: std::collections::HashSet<Arc<str>>,
     /// Shared pages of every thread, tagged with it.
     pub tx: mpsc::Sender<(Arc<str>, Update)>,
 }
@@ -107,6 +109,7 @@ impl Threads {
             ip,
             route,
             map: HashMap::new(),
+            behind: Default::default(),
             tx,
         };
         (t, rx)
@@ -162,6 +165,11 @@ impl Threads {
             self.leave(&id, out)?;
         }
         Ok(joined)
+    }
+
+    /// The threads left behind by a refused poll (see [`Polled::Limited`]), to catch up now.
+    pub fn take_behind(&mut self) -> Vec<Arc<str>> {
+        self.behind.drain().collect()
     }
 
     /// Drops a thread (access lost) and tells the client.
@@ -239,7 +247,12 @@ impl Threads {
                 200 => {}
                 401 => return Polled::Unauthorized,
                 403 | 404 => return Polled::Lost,
-                429 => return Polled::Limited,
+                429 => {
+                    if let Some((k, _)) = self.map.get_key_value(id) {
+                        self.behind.insert(k.clone());
+                    }
+                    return Polled::Limited;
+                }
                 _ => return Polled::Failed,
             }
             let page = Page::parse(env.body.get());
