@@ -292,7 +292,11 @@ pub async fn open<B>(
                 }
             };
             let cfg = &app.cfg;
+            // small buffers: an idle socket should cost little (tungstenite's defaults are
+            // 128 KiB each); every frame is flushed by the writer anyway
             let config = WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0)
                 .max_message_size(Some(cfg.ws_max_message_bytes))
                 .max_frame_size(Some(cfg.ws_max_message_bytes))
                 .max_write_buffer_size(1 << 20);

@@ -198,7 +198,8 @@ impl Socket {
                 n = self.notices.recv() => {
                     match n {
                         Ok(Notice::Typing { thread, actor, started }) => {
-                            let wanted = threads.contains(&thread)
+                            let wanted = self.stream.user
+                                && threads.contains(&thread)
                                 && *actor != *principal
                                 && (focus.is_empty() || focus.contains(&*thread));
                             if wanted {
