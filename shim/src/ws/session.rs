@@ -120,6 +120,9 @@ impl Socket {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
         let every = cfg.sse_recheck;
         let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        // a slow re-check or catch-up delays the next tick instead of firing a burst of them
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let exp = async {
             match expires {
                 Some(at) => tokio::time::sleep_until(at).await,
