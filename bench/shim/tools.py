@@ -192,16 +192,27 @@ async def sse(a):
     created = {}       # (thread, seq) -> created_at (ns since epoch, database clock)
     waiters = {}       # (thread, seq) -> asyncio.Event set when every stream of the thread got it
     ready = 0
+    open_failures = []
     ready_ev = asyncio.Event()
     opening = asyncio.Semaphore(int(a.get("open-at-once", "50")))
 
     async def stream(thread, after):
         nonlocal ready
         path = f"/api/v1/chat/threads/{thread}/events/stream"
+        nonlocal open_failures
         async with opening:
-            r, w = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
-            w.write(request_bytes("GET", f"{path}?after_seq={after}", jwt))
-            head = await r.readuntil(b"\r\n\r\n")
+            for attempt in range(3):
+                try:
+                    r, w = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
+                    w.write(request_bytes("GET", f"{path}?after_seq={after}", jwt))
+                    head = await r.readuntil(b"\r\n\r\n")
+                    break
+                except (ConnectionError, asyncio.IncompleteReadError) as e:
+                    # counted and reported; a stream that fails three times fails the run
+                    open_failures.append(repr(e))
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.2)
         if b" 200 " not in head.split(b"\r\n")[0]:
             raise RuntimeError(f"stream refused: {head[:200]!r}")
         ready += 1
@@ -258,11 +269,38 @@ async def sse(a):
         raise RuntimeError(f"only {ready} of {n} streams open")
     open_secs = time.time() - t_open
     await asyncio.sleep(1.0)
+    pid, pm = a.get("pid"), a.get("pg-pid")
+
+    def cpu():
+        return (ticks_of(int(pid)) if pid else 0, cluster_ticks(int(pm)) if pm else 0, time.time())
+
+    async def polls():
+        """The shim's stream poll counters by kind, from /metrics (loopback may read it)."""
+        mr, mw = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
+        mw.write(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        st, _, body = await read_response(mr)
+        mw.close()
+        out = {}
+        for line in body.decode().splitlines():
+            if line.startswith("ama_shim_stream_polls_total{"):
+                kind = line.split('kind="', 1)[1].split('"', 1)[0]
+                out[kind] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    # the streams' cost with nothing posted (heartbeats, each stream's own re-check every
+    # --sse-recheck-secs), to tell it apart from the cost of the messages
+    idle_secs = float(a.get("idle-secs", "10"))
+    i0, p0 = cpu(), await polls()
+    await asyncio.sleep(idle_secs)
+    i1, p1 = cpu(), await polls()
+    # a fresh connection for the POSTs: the shim may close a keep-alive connection that sent
+    # nothing for the header-read timeout (10 s), as long as the idle window
+    w.close()
+    r, w = await asyncio.open_connection(HOST, port, ssl=sslctx, server_hostname="localhost")
     posted = {}        # (thread, seq) -> POST response arrival (ns)
     sent = {}          # (thread, seq) -> just before the POST was written (ns)
     timeouts = 0
-    pid, pm = a.get("pid"), a.get("pg-pid")
-    c0 = (ticks_of(int(pid)) if pid else 0, cluster_ticks(int(pm)) if pm else 0)
+    c0 = cpu()
     t0 = time.time()
     for i in range(m):
         th = threads[i % nt]
@@ -284,7 +322,8 @@ async def sse(a):
             timeouts += 1
         await asyncio.sleep(gap)
     post_secs = time.time() - t0
-    c1 = (ticks_of(int(pid)) if pid else 0, cluster_ticks(int(pm)) if pm else 0)
+    c1 = cpu()
+    p2 = await polls()
     lat_resp, lat_created, lat_sent, spread = [], [], [], []
     for k, ts in recv.items():
         if k not in posted:
@@ -301,15 +340,23 @@ async def sse(a):
     print(f"messages {m}")
     print(f"deliveries {got} expected {expected} timeouts {timeouts}")
     print(f"streams_open_seconds {open_secs:.1f} posting_seconds {post_secs:.1f}")
+    print(f"stream_open_failures_retried {len(open_failures)} {sorted(set(open_failures))}")
     for name, xs in [("after_post_response_ms", lat_resp), ("after_created_at_ms", lat_created),
                      ("after_post_sent_ms", lat_sent), ("fanout_spread_ms", spread)]:
         print(f"{name} p50 {pct(xs, 50):.2f} p99 {pct(xs, 99):.2f} max {max(xs) if xs else float('nan'):.2f} n {len(xs)}")
+    def d(x, y, k):
+        return y.get(k, 0) - x.get(k, 0)
+    print(f"stream_polls idle_{i1[2] - i0[2]:.0f}s shared {d(p0, p1, 'shared'):.0f} own {d(p0, p1, 'own'):.0f};"
+          f" while_posting_{c1[2] - c0[2]:.0f}s shared {d(p1, p2, 'shared'):.0f} own {d(p1, p2, 'own'):.0f}")
     if pid or pm:
-        # 100 ticks a second; includes the heartbeats and periodic re-checks of every stream
         hz = os.sysconf("SC_CLK_TCK")
-        shim_us, pg_us = ((c1[i] - c0[i]) * 1e6 / hz for i in (0, 1))
-        print(f"cpu_while_posting_us shim_per_message {shim_us / max(m, 1):.0f} pg_per_message {pg_us / max(m, 1):.0f}"
-              f" shim_per_delivery {shim_us / max(got, 1):.0f} shim_total_s {shim_us / 1e6:.2f} pg_total_s {pg_us / 1e6:.2f}")
+        idle_rate = [(i1[k] - i0[k]) * 1e6 / hz / (i1[2] - i0[2]) for k in (0, 1)]     # µs per second
+        busy = [(c1[k] - c0[k]) * 1e6 / hz for k in (0, 1)]                            # µs
+        net = [busy[k] - idle_rate[k] * (c1[2] - c0[2]) for k in (0, 1)]
+        print(f"cpu_idle_streams_ms_per_s shim {idle_rate[0] / 1e3:.0f} pg {idle_rate[1] / 1e3:.0f}")
+        print(f"cpu_while_posting_us_per_message shim {busy[0] / max(m, 1):.0f} pg {busy[1] / max(m, 1):.0f};"
+              f" less the idle streams' rate: shim {net[0] / max(m, 1):.0f} pg {net[1] / max(m, 1):.0f}"
+              f" (shim {net[0] / max(got, 1):.0f} per delivery)")
     for t in tasks:
         t.cancel()
     w.close()
