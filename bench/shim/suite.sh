@@ -2,7 +2,8 @@
 # The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
 # PGUSER=postgres, PGDATABASE, PGPASSFILE exported for a throwaway cluster on 127.0.0.1).
 # Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
-# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS, PARTS (the parts to run); optional BASELINE_SHIM (a
+# SIZES, SSE_STREAMS, SSE_THREADS, SSE_MESSAGES, IDLE_CONNS, PARTS (the parts to run), TARGET (the cargo
+# target directory); optional SHIM_LOG_LEVEL (warn); optional BASELINE_SHIM (a
 # second ama-shim binary, started the same way on another port and measured in part 1 only,
 # interleaved with the current one: variants base_read/base_write in raw.txt). Part 6 (pgbouncer in
 # transaction mode vs direct) writes variants pool_shim_*, direct_shim_*, pool_pgx_*, direct_pgx_*.
@@ -22,6 +23,7 @@ fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a";
 verdict() { awk -v x="$1" -v op="$2" -v g="$3" 'BEGIN{ ok = (op==">=") ? (x>=g) : (x<=g); print (ok ? "met" : "MISSED") }'; }
 
 PGBIN=/usr/lib/postgresql/15/bin
+TARGET=${TARGET:-$ROOT/target}
 SECS=$BENCH_SECS
 RAW=$RESULTS/raw.txt          # "round variant metric value"
 : >"$RAW"
