@@ -284,6 +284,41 @@ async fn signed_deliveries_reach_every_active_subscription_once() {
             "no signature in the logs"
         );
     }
+    // a dump has the sealed secrets and neither a secret nor the key that opens them
+    let key = s
+        .cluster
+        .psql("postgres", "SHOW ama.webhook_secret_key")
+        .expect("key");
+    assert_eq!(key.trim().len(), 64);
+    let dump = std::process::Command::new(
+        ama_tests::cluster::bindir()
+            .expect("bindir")
+            .join("pg_dump"),
+    )
+    .envs(s.cluster.env())
+    .env_remove("PGPASSWORD")
+    .output()
+    .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("webhook_secrets"),
+        "the sealed secrets are in the dump"
+    );
+    assert!(!dump.contains(key.trim()), "the key is not in the dump");
+    for v in [&a, &b] {
+        let secret = v["secret"].as_str().unwrap();
+        let raw = B64.decode(&secret[6..]).unwrap();
+        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !dump.contains(&secret[6..]) && !dump.contains(&hex),
+            "no secret in the dump"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
