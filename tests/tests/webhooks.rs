@@ -546,3 +546,86 @@ async fn two_claims_never_return_the_same_delivery() {
     assert_eq!(next[0].get::<_, String>(1), s1);
     assert_ne!(next[0].get::<_, String>(0), d1);
 }
+
+/// Figures, not a test (`cargo test -p ama-tests --test webhooks -- --ignored --nocapture`):
+/// deliveries per second to a local receiver with 4 workers, and message sends per second with
+/// no subscription against a subscription whose receiver is dead (connection refused).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn fanout_figures() {
+    let r = Receiver::start(200).await;
+    let s = start(&flags(&r, true));
+    put_users(&s, &[(OWNER, "starter"), (ALICE, "basic")]).await;
+    let owner = s.jwt(OWNER);
+    let tid = create_thread(&s, &owner, &[ALICE]).await;
+    for i in 0..10 {
+        assert_eq!(
+            register(&s, &owner, &tid, &r.url(&format!("/{i}"))).await.0,
+            201
+        );
+    }
+    let (messages, subs) = (60usize, 10usize);
+    let t0 = std::time::Instant::now();
+    for i in 0..messages {
+        send(&s, &owner, &tid, &format!("m{i}")).await;
+    }
+    let sent = t0.elapsed();
+    assert!(eventually(300, || async { r.hits().len() >= messages * subs }).await);
+    let all = t0.elapsed();
+    println!(
+        "fan-out: {} deliveries in {:.2} s = {:.0}/s (sends took {:.2} s)",
+        messages * subs,
+        all.as_secs_f64(),
+        (messages * subs) as f64 / all.as_secs_f64(),
+        sent.as_secs_f64()
+    );
+    // sends with and without a dead receiver's subscription, alternating
+    let quiet = create_thread(&s, &owner, &[ALICE]).await;
+    let dead_thread = {
+        let t = s
+            .client
+            .json(
+                "POST",
+                "/api/v1/chat/threads",
+                Some(&owner),
+                &json!({"target_user_ids": [ALICE, OWNER2_SEED]}),
+            )
+            .await;
+        t.json()["thread_id"].as_str().unwrap().to_string()
+    };
+    let dead = Receiver::start(200).await;
+    let dead_url = dead.url("/dead");
+    drop(dead);
+    assert_eq!(register(&s, &owner, &dead_thread, &dead_url).await.0, 201);
+    for round in 0..3 {
+        for (name, t) in [("no subscription", &quiet), ("dead receiver", &dead_thread)] {
+            let t0 = std::time::Instant::now();
+            for i in 0..100 {
+                // system messages: the internal limit (6,000 a minute), not a user's 120
+                let r = s
+                    .client
+                    .send(
+                        "POST",
+                        &format!("/internal/v1/threads/{t}/system-messages"),
+                        &[
+                            ("x-internal-api-key", s.internal_key.as_str()),
+                            ("content-type", "application/json"),
+                        ],
+                        Some(
+                            &serde_json::to_vec(&json!({"content": format!("r{round} {i}")}))
+                                .unwrap(),
+                        ),
+                    )
+                    .await
+                    .expect("send");
+                assert_eq!(r.status, 200, "{:?}", r.json());
+            }
+            println!(
+                "round {round}, {name}: {:.0} sends/s",
+                100.0 / t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+const OWNER2_SEED: &str = ama_tests::fixtures::OWNER2;

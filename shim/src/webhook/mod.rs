@@ -133,7 +133,17 @@ async fn session(
         loop {
             let free = ctx.workers.available_permits();
             if free > 0 {
-                let jobs = store::claim(&db, free).await.map_err(SessionError::Claim)?;
+                let jobs = match store::claim(&db, free).await {
+                    Ok(jobs) => jobs,
+                    // the database refused (no webhook key configured, say): nothing is leased;
+                    // try again at the next tick on the same session
+                    Err(e) if e.as_db_error().is_some() => {
+                        let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+                        tracing::warn!(sqlstate = %code, error = %e, "webhook claim refused; retrying");
+                        Vec::new()
+                    }
+                    Err(e) => return Err(SessionError::Claim(e)),
+                };
                 let full = jobs.len() == free;
                 for job in jobs {
                     start(ctx, db.clone(), job).await;
