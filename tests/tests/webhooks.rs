@@ -547,6 +547,55 @@ async fn two_claims_never_return_the_same_delivery() {
     assert_ne!(next[0].get::<_, String>(0), d1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn two_shims_share_the_deliveries_without_sending_one_twice() {
+    let r = Receiver::start(200).await;
+    let f = flags(&r, true);
+    let s = start(&f);
+    let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+    let _other = s.another_shim(&refs);
+    put_users(&s, &[(OWNER, "starter"), (ALICE, "basic")]).await;
+    let owner = s.jwt(OWNER);
+    let tid = create_thread(&s, &owner, &[ALICE]).await;
+    let mut sids = Vec::new();
+    for i in 0..6 {
+        let (st, v) = register(&s, &owner, &tid, &r.url(&format!("/{i}"))).await;
+        assert_eq!(st, 201, "{v}");
+        sids.push(v["subscription_id"].as_str().unwrap().to_string());
+    }
+    for i in 0..5 {
+        send(&s, &owner, &tid, &format!("m{i}")).await;
+    }
+    for sid in &sids {
+        wait_for(&s, &owner, &tid, sid, 60, |w| {
+            w["last_status"] == 200 && w["next_attempt_at"].is_null()
+        })
+        .await;
+    }
+    let hits = r.hits();
+    let distinct: std::collections::BTreeSet<(String, String)> = hits
+        .iter()
+        .map(|h| (h.path.clone(), h.headers["webhook-id"].clone()))
+        .collect();
+    assert_eq!(hits.len(), 30, "6 subscriptions x 5 messages, each once");
+    assert_eq!(distinct.len(), 30);
+    // per subscription, the messages arrive in order
+    for i in 0..6 {
+        let seqs: Vec<i64> = hits
+            .iter()
+            .filter(|h| h.path == format!("/{i}"))
+            .map(|h| {
+                serde_json::from_slice::<Value>(&h.body).unwrap()["thread_seq"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, sorted, "subscription {i} got its messages in order");
+    }
+}
+
 /// Figures, not a test (`cargo test -p ama-tests --test webhooks -- --ignored --nocapture`):
 /// deliveries per second to a local receiver with 4 workers, and message sends per second with
 /// no subscription against a subscription whose receiver is dead (connection refused).
