@@ -178,7 +178,7 @@ async fn start(ctx: &Ctx, db: Arc<tokio_postgres::Client>, job: store::Job) {
         let outcome = client::deliver(&http, &job, allow_private).await;
         if outcome.blocked {
             tracing::warn!(subscription_id = %job.subscription_id, delivery_id = %job.delivery_id,
-                attempt = job.attempt, "webhook delivery refused: the callback resolves to no allowed address");
+                attempt = job.attempt, "webhook delivery refused: the callback resolves to no allowed address (SSRF guard)");
         } else {
             tracing::info!(subscription_id = %job.subscription_id, delivery_id = %job.delivery_id,
                 attempt = job.attempt, status = outcome.status, ok = outcome.ok, "webhook delivery attempted");
