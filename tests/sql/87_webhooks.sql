@@ -6,7 +6,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(109);
+SELECT plan(121);
 
 CREATE SCHEMA sp87;
 CREATE EXTENSION pgcrypto SCHEMA sp87;
@@ -153,7 +153,8 @@ SELECT is(pg_temp.try_as('authenticated', 'user:e7000000-0000-4000-8000-00000000
 SELECT is(pg_temp.try_as(r, NULL, q), '42501', r || ': ' || q)
   FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'sp87_svc', 'ama_authenticator', 'ama_admin']) r
  CROSS JOIN unnest(ARRAY['SELECT * FROM ama.webhook_secrets', 'SELECT * FROM ama.webhook_deliveries',
-                         'SELECT current_setting(''ama.webhook_secret_key'')', 'SHOW ama.webhook_secret_key']) q;
+                         'SELECT current_setting(''ama.webhook_secret_key'')', 'SELECT current_setting(''ama.webhook_secret_key'', true)',
+                         'SHOW ama.webhook_secret_key', 'SELECT * FROM pg_file_settings']) q;
 SELECT is(pg_temp.try_as(r, NULL, 'DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_settings WHERE name = ''ama.webhook_secret_key'') THEN RAISE EXCEPTION USING ERRCODE = ''P0001''; END IF; END $$'),
           'ok', r || ': pg_settings does not list the key')
   FROM unnest(ARRAY['anon', 'authenticated', 'service_role', 'sp87_svc', 'ama_authenticator', 'ama_admin']) r;
