@@ -131,6 +131,12 @@ pub struct Config {
     pub sse_recheck: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Webhook deliverer workers (0: off).
+    pub webhook_workers: usize,
+    /// The SSRF guard off (tests only).
+    pub webhook_allow_private_networks: bool,
+    /// Extra trusted roots for webhook receivers.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// Parses one address-list entry: an IP address or a CIDR.
@@ -247,6 +253,9 @@ impl TryFrom<Options> for Config {
             sse_recheck: secs_min_1(o.sse_recheck_secs),
             log_format: o.log_format,
             log_level: o.log_level,
+            webhook_workers: o.webhook_workers.min(1024),
+            webhook_allow_private_networks: o.webhook_allow_private_networks,
+            webhook_ca_file: o.webhook_ca_file,
         })
     }
 }

@@ -29,6 +29,7 @@ pub mod routes;
 pub mod server;
 pub mod stream;
 pub mod tls;
+pub mod webhook;
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");

@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(79);
+SELECT plan(80);
 
 \ir include/8x_fixture.psql
 
@@ -153,7 +153,7 @@ INSERT INTO contract_limits VALUES
     ('agent.put', 30, 'user'),
     ('internal.users.put', 6000, 'credential'), ('internal.system_message', 6000, 'credential'),
     ('threads.create', 60, 'credential'), ('threads.set_mode', 60, 'credential'), ('messages.agent_send', 60, 'credential'),
-    ('webhooks.create', 60, 'credential'), ('webhooks.delete', 60, 'credential'),
+    ('webhooks.create', 60, 'credential'), ('webhooks.delete', 60, 'credential'), ('webhooks.list', 600, 'credential'),
     ('events.poll', 300, 'credential'), ('public.events', 300, 'credential'),
     ('public.send', 10, 'ip');
 SELECT is((SELECT format('%s/%s per %s', p.rate_limit, p.period, p.key_kind) FROM ama.routes r JOIN ama.rate_policies p ON p.name = r.rate_policy

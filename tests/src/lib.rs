@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod dev;
 pub mod fixtures;
 pub mod pooler;
+pub mod receiver;
 pub mod stack;
 
 /// One line on stderr and exit status 2: the harness's way to fail without a stack trace.

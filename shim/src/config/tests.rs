@@ -159,6 +159,13 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
     ),
     ("sse_heartbeat_secs", Some("15"), Some("sse_heartbeat: 15s")),
     ("sse_recheck_secs", Some("5"), Some("sse_recheck: 5s")),
+    ("webhook_workers", Some("4"), Some("webhook_workers: 4")),
+    (
+        "webhook_allow_private_networks",
+        None,
+        Some("webhook_allow_private_networks: false"),
+    ),
+    ("webhook_ca_file", None, Some("webhook_ca_file: None")),
     ("log_format", Some("text"), Some("log_format: Text")),
     ("log_level", Some("info"), Some("log_level: \"info\"")),
 ];
