@@ -418,6 +418,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- The subscriptions first, then their deliveries: the order ama.webhook_claim locks them in.
+    PERFORM 1 FROM ama.webhook_subscriptions s
+      WHERE s.thread_id = OLD.thread_id AND s.created_by = OLD.actor_id AND s.active
+      ORDER BY s.subscription_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     UPDATE ama.webhook_deliveries d SET state = 'dropped'
       FROM ama.webhook_subscriptions s
      WHERE s.thread_id = OLD.thread_id AND s.created_by = OLD.actor_id AND s.active
