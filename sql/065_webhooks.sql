@@ -411,6 +411,41 @@ CREATE TRIGGER webhook_subscriptions_audit_deactivate AFTER UPDATE OF active ON 
     FOR EACH ROW WHEN (OLD.active AND NOT NEW.active)
     EXECUTE FUNCTION ama._audit_webhook_deactivated();
 
+-- Deactivates the subscriptions an actor registered in a thread once it leaves the thread or loses manage there,
+-- and drops their pending deliveries: a callback never outlives its registrant's right to manage the thread.
+CREATE FUNCTION ama._webhook_registrant_lost_manage() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- The subscriptions first, then their deliveries: the order ama.webhook_claim locks them in.
+    PERFORM 1 FROM ama.webhook_subscriptions s
+      WHERE s.thread_id = OLD.thread_id AND s.created_by = OLD.actor_id AND s.active
+      ORDER BY s.subscription_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE ama.webhook_deliveries d SET state = 'dropped'
+      FROM ama.webhook_subscriptions s
+     WHERE s.thread_id = OLD.thread_id AND s.created_by = OLD.actor_id AND s.active
+       AND d.thread_id = s.thread_id AND d.subscription_id = s.subscription_id AND d.state = 'pending';
+    UPDATE ama.webhook_subscriptions s
+       SET active = false, next_attempt_at = NULL, leased_until = NULL, deactivated_at = pg_catalog.now()
+     WHERE s.thread_id = OLD.thread_id AND s.created_by = OLD.actor_id AND s.active;
+    RETURN NULL;
+END
+$$;
+
+-- A participant removed while holding manage: its subscriptions stop.
+CREATE TRIGGER participants_webhooks_removed AFTER DELETE ON ama.participants
+    FOR EACH ROW WHEN ('manage' = ANY (OLD.capabilities))
+    EXECUTE FUNCTION ama._webhook_registrant_lost_manage();
+
+-- A participant whose manage is taken away: its subscriptions stop.
+CREATE TRIGGER participants_webhooks_downgraded AFTER UPDATE OF capabilities ON ama.participants
+    FOR EACH ROW WHEN ('manage' = ANY (OLD.capabilities) AND NOT 'manage' = ANY (NEW.capabilities))
+    EXECUTE FUNCTION ama._webhook_registrant_lost_manage();
+
 -- The webhook routes (the handlers exist from here on).
 INSERT INTO ama.routes (route, handler, rate_policy, principals, success_status, description) VALUES
     ('webhooks.create', 'ama.api_webhooks_create(jsonb)', 'thread_write', '{user,agent}', 201, 'POST /api/v1/chat/threads/{thread_id}/webhooks'),

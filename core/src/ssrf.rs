@@ -332,4 +332,60 @@ mod tests {
             .to_string()
             .starts_with("callback_url: "));
     }
+
+    /// Red-team probes: odd IPv4 notations, IPv6 forms carrying a blocked IPv4 address, a
+    /// trailing dot, whitespace and control characters, userinfo and fragment tricks.
+    #[test]
+    fn odd_notations_of_blocked_hosts_are_refused() {
+        for bad in [
+            "https://0x7f.1/",
+            "https://0177.0.0.1/",
+            "https://0x7f000001/",
+            "https://127.0.0.1./",
+            "https://0.0.0.0/",
+            "https://%31%32%37.0.0.1/",
+            "https://\t127.0.0.1/",
+            " https://127.0.0.1/ ",
+            "https://127.0.0\n.1/",
+            "https://[::ffff:7f00:1]/",
+            "https://[::7f00:1]/",
+            "https://[0:0:0:0:0:ffff:127.0.0.1]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[64:ff9b::127.0.0.1]/",
+            "https://[2002:a9fe:a9fe::]/",
+            "https://[::ffff:100.100.100.200]/",
+            "https://[fd00:ec2::254]/",
+            "https://[::]:443/",
+            "https://169.254.169.254:443/",
+            "https://0251.0376.0251.0376/",
+            "https://１２７.０.０.１/",
+            "https://127。0。0。1/",
+        ] {
+            assert_eq!(
+                check_callback_url(bad),
+                Err(UrlError::BlockedAddress),
+                "{bad:?}"
+            );
+        }
+        for creds in [
+            "https://a@b.example/",
+            "https://evil.example%40127.0.0.1@x.example/",
+        ] {
+            assert_eq!(
+                check_callback_url(creds),
+                Err(UrlError::Credentials),
+                "{creds}"
+            );
+        }
+        // the fragment is not the host: this one goes to evil.example (a name, checked at delivery)
+        let u = check_callback_url("https://evil.example#@127.0.0.1/").unwrap();
+        assert_eq!(
+            url::Url::parse(&u).unwrap().host_str(),
+            Some("evil.example")
+        );
+        assert_eq!(
+            check_callback_url("https://exa mple.com/"),
+            Err(UrlError::Malformed)
+        );
+    }
 }

@@ -147,7 +147,8 @@ INSERT INTO expected_functions VALUES
     ('ama._webhook_enqueue()',                                       '.', '.', '.', '.', '.', '.'),
     ('ama._audit_webhook_created()',                                 '.', '.', '.', '.', '.', '.'),
     ('ama._audit_webhook_deleted()',                                 '.', '.', '.', '.', '.', '.'),
-    ('ama._audit_webhook_deactivated()',                             '.', '.', '.', '.', '.', '.');
+    ('ama._audit_webhook_deactivated()',                             '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_registrant_lost_manage()',                        '.', '.', '.', '.', '.', '.');
 
 -- The same matrix read from the catalog (argument types as regprocedure spells them, without spaces after commas).
 CREATE TEMP TABLE actual_functions AS
