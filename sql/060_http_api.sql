@@ -561,16 +561,6 @@ BEGIN
 END
 $$;
 
--- POST/DELETE webhooks: not offered by this deployment yet.
-CREATE FUNCTION ama.api_not_implemented(args jsonb) RETURNS jsonb
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    PERFORM ama._thread_for(args, 'manage');
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'webhooks are not available yet';
-END
-$$;
-
 -- POST /api/v1/owner/external-agents/tokens: issues a token (starter plan); the raw token is in this response only.
 CREATE FUNCTION ama.api_tokens_create(args jsonb) RETURNS jsonb
 LANGUAGE plpgsql
@@ -874,7 +864,7 @@ BEGIN
 END
 $$;
 
--- The route table: route name, handler, rate policy, principals allowed, success status.
+-- The route table: route name, handler, rate policy, principals allowed, success status (webhooks: 065_webhooks.sql).
 INSERT INTO ama.routes (route, handler, rate_policy, principals, success_status, description) VALUES
     ('threads.create',          'ama.api_threads_create(jsonb)',          'thread_write',   '{user,agent}',    200, 'POST /api/v1/chat/threads'),
     ('threads.list',            'ama.api_threads_list(jsonb)',            'reads',          '{user}',          200, 'GET /api/v1/chat/threads'),
@@ -883,8 +873,6 @@ INSERT INTO ama.routes (route, handler, rate_policy, principals, success_status,
     ('messages.send',           'ama.api_messages_send(jsonb)',           'user_send',      '{user}',          200, 'POST /api/v1/chat/threads/{thread_id}/messages'),
     ('messages.agent_send',     'ama.api_messages_agent_send(jsonb)',     'thread_write',   '{user,agent}',    200, 'POST /api/v1/chat/threads/{thread_id}/agent-messages'),
     ('events.poll',             'ama.api_events_poll(jsonb)',             'events_read',    '{user,agent}',    200, 'GET /api/v1/chat/threads/{thread_id}/events (and /events/stream)'),
-    ('webhooks.create',         'ama.api_not_implemented(jsonb)',         'thread_write',   '{user,agent}',    201, 'POST /api/v1/chat/threads/{thread_id}/webhooks'),
-    ('webhooks.delete',         'ama.api_not_implemented(jsonb)',         'thread_write',   '{user,agent}',    200, 'DELETE /api/v1/chat/threads/{thread_id}/webhooks/{subscription_id}'),
     ('tokens.create',           'ama.api_tokens_create(jsonb)',           'token_changes',  '{user}',          201, 'POST /api/v1/owner/external-agents/tokens'),
     ('tokens.list',             'ama.api_tokens_list(jsonb)',             'reads',          '{user}',          200, 'GET /api/v1/owner/external-agents/tokens'),
     ('tokens.revoke',           'ama.api_tokens_revoke(jsonb)',           'token_changes',  '{user}',          200, 'DELETE /api/v1/owner/external-agents/tokens/{token_id}'),

@@ -33,7 +33,7 @@ GRANT EXECUTE ON FUNCTION
     ama.post_message(uuid, text, text, text[], jsonb, bigint, bigint), ama._own_message(uuid, uuid, text),
     ama.api_threads_create(jsonb), ama.api_threads_list(jsonb), ama.api_threads_get(jsonb),
     ama.api_threads_set_mode(jsonb), ama.api_messages_send(jsonb), ama.api_messages_agent_send(jsonb),
-    ama.api_events_poll(jsonb), ama.api_not_implemented(jsonb),
+    ama.api_events_poll(jsonb),
     ama.api_tokens_create(jsonb), ama.api_tokens_list(jsonb), ama.api_tokens_revoke(jsonb),
     ama.api_agent_get(jsonb), ama.api_agent_put(jsonb), ama.api_public_send(jsonb),
     ama.api_internal_users_put(jsonb), ama.api_internal_system_message(jsonb),
@@ -46,6 +46,14 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION ama.api_ws_threads(jsonb), ama.api_ws_public(jsonb), ama.api_ws_typing(jsonb),
     ama._thread_has_slug(uuid, text), ama._notify_typing(uuid, boolean)
     TO anon, authenticated, service_role, ama_service;
+
+-- Webhooks: the route handlers and the registration helper, like the other API functions (065_webhooks.sql).
+GRANT EXECUTE ON FUNCTION ama.api_webhooks_create(jsonb), ama.api_webhooks_list(jsonb), ama.api_webhooks_delete(jsonb),
+    ama._webhook_subscribe(uuid, text), ama._webhook_json(ama.webhook_subscriptions)
+    TO anon, authenticated, service_role, ama_service;
+
+-- The shim's deliverer claims signed deliveries and reports their outcome; no other role may.
+GRANT EXECUTE ON FUNCTION ama.webhook_claim(integer), ama.webhook_report(uuid, integer, boolean) TO ama_authenticator;
 
 -- The shim reads the key that seals live-event notifications (its LISTEN connection opens them).
 GRANT EXECUTE ON FUNCTION ama.events_key() TO ama_authenticator;
@@ -92,3 +100,6 @@ GRANT INSERT (agent_actor_id, owner_user_id, token_hash, token_prefix, agent_dis
     ON ama.agent_tokens TO authenticated;
 GRANT UPDATE (revoked_at) ON ama.agent_tokens TO authenticated;
 GRANT SELECT, INSERT, DELETE ON ama.agent_allowances TO authenticated;
+-- Managers (users and agents run as authenticated) list and remove subscriptions under RLS; secrets and the
+-- outbox have no grant at all.
+GRANT SELECT, DELETE ON ama.webhook_subscriptions TO authenticated;

@@ -84,6 +84,7 @@ pub fn init() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+    crate::webhooks::init_gucs();
     unsafe { pg_sys::MarkGUCPrefixReserved(c"ama".as_ptr()) };
 }
 

@@ -11,7 +11,8 @@
 //!   RLS policies; [`capabilities`]: capability names;
 //! - [`prepared`]: SPI statements prepared once per backend;
 //! - [`request`]: the Rust half of `ama.request()`, the one statement the shim sends per request;
-//!   [`route_call`]: its route call through the function manager, and the API's timestamps.
+//!   [`route_call`]: its route call through the function manager, and the API's timestamps;
+//! - [`webhooks`]: the webhook settings, callback URL check, sealed secrets and signatures.
 
 use pgrx::prelude::*;
 
@@ -31,6 +32,7 @@ mod ratelimit;
 mod rawfn;
 mod request;
 mod route_call;
+mod webhooks;
 
 ::pgrx::pg_module_magic!();
 
@@ -86,9 +88,20 @@ pgrx::extension_sql_file!(
     ]
 );
 pgrx::extension_sql_file!(
+    "../../sql/065_webhooks.sql",
+    name = "webhooks_sql",
+    requires = [
+        "http_api",
+        webhooks::check_url,
+        webhooks::secret_new,
+        webhooks::sign,
+        webhooks::backoff_ms
+    ]
+);
+pgrx::extension_sql_file!(
     "../../sql/070_request.sql",
     name = "request_sql",
-    requires = ["http_api", request::request_begin, errors::http_error]
+    requires = ["webhooks_sql", request::request_begin, errors::http_error]
 );
 pgrx::extension_sql_file!(
     "../../sql/067_realtime.sql",

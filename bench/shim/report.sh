@@ -20,15 +20,27 @@ cat "$R/machine.txt"
 has() { awk -v v="$1" '$2 ~ v {f=1} END{exit !f}' "$RAW"; }
 if has '^shim_(read|write)$'; then
 echo
-echo "## 1. Shim vs pgbench, same ama.request SQL, same concurrency (issue 5; goal: TPS ratio >= 0.6)"
-echo "median of $nrounds interleaved rounds; latencies are the shim's, from wrk (HTTP/1.1 over TLS keep-alive)"
-printf '%-6s %10s %10s %8s %7s %8s %8s %8s %9s %9s\n' route shim_rps pg_tps ratio goal p50_ms p99_ms p999_ms shim_db_ms wrk_mean
+echo "## 1. Shim vs pgbench, same request statement, same concurrency (goal: TPS ratio >= 0.6, issue 5; >= 0.9, issue 13)"
+echo "median of $nrounds interleaved rounds (load average at the rounds' start: $(awk '$2=="part1" && $3=="load1" {printf "%s%s", s, $4; s=", "}' "$RAW"));"
+echo "latencies are the shim's, from wrk (HTTP/1.1 over TLS keep-alive)"
+printf '%-6s %10s %10s %8s %-18s %7s %7s %8s %8s %8s %9s %9s\n' route shim_rps pg_tps ratio "per round" goal5 goal13 p50_ms p99_ms p999_ms shim_db_ms wrk_mean
+per_round() {  # A B metric: per-round A/B, in round order
+    awk -v a="$1" -v b="$2" -v m="$3" '$3==m && $2==a {x[$1]=$4} $3==m && $2==b {y[$1]=$4}
+        END { for (k in x) if ((k in y) && y[k] > 0) printf "%d %.2f\n", k, x[k]/y[k] }' "$RAW" | sort -n | awk '{printf "%s%s", s, $2; s=","}'
+}
 for r in read write; do
     x=$(ratio "shim_$r" "pg_$r" tps)
-    printf '%-6s %10s %10s %8s %7s %8s %8s %8s %9s %9s\n' "$r" "$(fmt "$(med "shim_$r" tps)" 0)" "$(fmt "$(med "pg_$r" tps)" 0)" \
-        "$(fmt "$x")" "$(verdict "$x" '>=' 0.6)" "$(fmt "$(med "shim_$r" p50_ms)")" "$(fmt "$(med "shim_$r" p99_ms)")" \
+    printf '%-6s %10s %10s %8s %-18s %7s %7s %8s %8s %8s %9s %9s\n' "$r" "$(fmt "$(med "shim_$r" tps)" 0)" "$(fmt "$(med "pg_$r" tps)" 0)" \
+        "$(fmt "$x")" "$(per_round "shim_$r" "pg_$r" tps)" "$(verdict "$x" '>=' 0.6)" "$(verdict "$x" '>=' 0.9)" "$(fmt "$(med "shim_$r" p50_ms)")" "$(fmt "$(med "shim_$r" p99_ms)")" \
         "$(fmt "$(med "shim_$r" p999_ms)")" "$(fmt "$(med "shim_$r" shim_db_mean_ms)")" "$(fmt "$(med "shim_$r" mean_ms)")"
 done
+if has '^pg_postgrest$'; then
+    x=$(ratio shim_read pg_postgrest tps)
+    echo "the PostgREST-style anchor (bench/api/postgrest.sql: one json_agg over the same 50 rows, by the owner; issue 13):"
+    echo "  pgbench TPS $(fmt "$(med pg_postgrest tps)" 0), mean $(fmt "$(med pg_postgrest mean_ms)") ms;" \
+        "HTTPS poll through the shim / anchor: $(fmt "$x") (per round $(per_round shim_read pg_postgrest tps); goal >= 0.5: $(verdict "$x" '>=' 0.5));" \
+        "pgbench request statement / anchor: $(fmt "$(ratio pg_read pg_postgrest tps)") (per round $(per_round pg_read pg_postgrest tps))"
+fi
 if [ -n "$has_base" ]; then
     echo "Before/after, in the same rounds: baseline shim $(awk -F': ' '/^baseline shim:/{print $2}' "$R/machine.txt")"
     echo "ratios are medians of per-round ratios; cur/base > 1 means the current shim is faster"
@@ -50,6 +62,7 @@ echo "CPU per request (µs, median): where the time goes on this 2-core machine"
 printf '%-12s %10s %10s %10s %10s\n' run postgres shim client total
 variants="shim_read pg_read shim_write pg_write"
 [ -n "$has_base" ] && variants="shim_read base_read pg_read shim_write base_write pg_write"
+has '^pg_postgrest$' && variants="$variants pg_postgrest"
 for v in $variants; do
     pg=$(med "$v" pg_cpu_us_per_req); sh=$(med "$v" shim_cpu_us_per_req); cl=$(med "$v" client_cpu_us_per_req)
     [ "$sh" = nan ] && sh=0
@@ -62,7 +75,7 @@ echo
 echo "## 6. Through pgbouncer 1.18 (transaction mode) vs direct (issue 12)"
 echo "median of $(awk '$2=="part6" {print $1}' "$RAW" | sort -u | wc -l) interleaved rounds (load average at the rounds' start: $(awk '$2=="part6" && $3=="load1" {printf "%s%s", s, $4; s=", "}' "$RAW"))"
 echo "shim: wrk over TLS to a shim direct and to one with --db-pooler transaction through pgbouncer;"
-echo "pgbench: -M extended (unnamed statements) on the same ama.request SQL, direct and through pgbouncer"
+echo "pgbench: -M extended (unnamed statements) on the shim's request statement, direct and through pgbouncer"
 printf '%-6s %-7s %9s %9s %8s %-24s %8s %8s %8s %8s %8s\n' route client direct pooled ratio "ratio per round" d_p50 d_p99 p_p50 p_p99 bnc_cpu
 for r in read write; do
     for c in shim pgx; do
@@ -103,13 +116,15 @@ fi
 if has '^poll_'; then
 echo
 echo "## 4. Thread growth: poll latest page and agent send vs messages in the thread (issue 6; goal: growth <= 1.5x)"
-echo "pgbench -M prepared -c \$CLIENTS, same ama.request SQL as the shim sends; every size in the same table, interleaved"
-printf '%-10s %10s %10s %10s %10s\n' messages poll_tps poll_ms send_tps send_ms
+echo "pgbench -M prepared -c \$CLIENTS, the shim's request statement; every size in the same table, interleaved"
+printf '%-10s %10s %10s %10s %10s %12s %12s\n' messages poll_tps poll_ms send_tps send_ms poll_pg_us send_pg_us
 sizes=$(awk '$2 ~ /^poll_/ {sub("poll_","",$2); print $2}' "$RAW" | sort -un)
 for n in $sizes; do
-    printf '%-10s %10s %10s %10s %10s\n' "$n" "$(fmt "$(med "poll_$n" tps)" 0)" "$(fmt "$(med "poll_$n" mean_ms)")" \
-        "$(fmt "$(med "send_$n" tps)" 0)" "$(fmt "$(med "send_$n" mean_ms)")"
+    printf '%-10s %10s %10s %10s %10s %12s %12s\n' "$n" "$(fmt "$(med "poll_$n" tps)" 0)" "$(fmt "$(med "poll_$n" mean_ms)")" \
+        "$(fmt "$(med "send_$n" tps)" 0)" "$(fmt "$(med "send_$n" mean_ms)")" \
+        "$(fmt "$(med "poll_$n" pg_cpu_us_per_req)" 0)" "$(fmt "$(med "send_$n" pg_cpu_us_per_req)" 0)"
 done
+echo "(poll_pg_us, send_pg_us: PostgreSQL CPU per request, µs, median; load average at the rounds' start: $(awk '$2=="part4" && $3=="load1" {printf "%s%s", s, $4; s=", "}' "$RAW"))"
 small=$(echo "$sizes" | head -1); large=$(echo "$sizes" | tail -1)
 pg=$(ratio "poll_$large" "poll_$small" mean_ms); sg=$(ratio "send_$small" "send_$large" tps)
 echo "poll latency growth $large/$small: $(fmt "$pg") ($(verdict "$pg" '<=' 1.5)); agent-send throughput drop $small/$large: $(fmt "$sg") ($(verdict "$sg" '<=' 1.5))"

@@ -11,7 +11,8 @@
 #   2. JWT verification (HS256/ES256, cached/uncached), µs per verification (bench/shim/jwtbench)
 #   3. shim RSS with 1,000 idle keep-alive TLS connections
 #   4. poll latency and agent-send throughput on threads of 10^3..10^6 messages (pgbench)
-#   5. commit-to-delivery latency on 100 live SSE streams
+#   5. commit-to-delivery latency on 100 live SSE streams (SSE_THREADS > 1: the streams spread
+#      over that many threads, the messages posted round-robin over them)
 #   6. (opt-in: POOLER=1, or PARTS containing 6) the shim through pgbouncer 1.18 in transaction
 #      mode vs direct: Debian's /usr/sbin/pgbouncer (apt-get install pgbouncer, installed here when
 #      missing) on a free port in front of the same cluster (pool_mode = transaction,
@@ -25,7 +26,7 @@
 #
 # Knobs: BENCH_SECS (per run; default 8, --quick 3), BENCH_ROUNDS (3; --quick 1), CLIENTS (8),
 # THREADS (2), SIZES ("1000 10000 100000 1000000"), SSE_STREAMS (100), SSE_MESSAGES (50; --quick
-# 20), IDLE_CONNS (1000), JWT_N (20000), BENCH_SKIP_BUILD=1 (use the installed extension and
+# 20), SSE_THREADS (1), IDLE_CONNS (1000), JWT_N (20000), BENCH_SKIP_BUILD=1 (use the installed extension and
 # existing binaries as they are), PARTS (the parts to run, default "1 2 3 4 5"; e.g. PARTS=6 for
 # the pooler comparison alone), POOLER=1 (adds part 6 to PARTS).
 # BASELINE_SHIM=/path/to/ama-shim: another ama-shim binary (e.g. built from an older commit) that
@@ -34,6 +35,9 @@
 # first alternates); the report adds the baseline's TPS, its ratio to pgbench and current/baseline.
 # Both shims stay up through part 1 and the baseline stops before parts 3-5. Without it, nothing
 # changes.
+# Binaries are taken from $CARGO_TARGET_DIR when it is set (a private target directory), else
+# target/. AMA_PG_CONFIG: the PostgreSQL installation to install into and benchmark (default the
+# system one).
 set -euo pipefail
 
 SHIM_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -43,7 +47,7 @@ QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
         *) echo "usage: bench/shim/run.sh [--quick]" >&2; exit 2 ;;
     esac
 done
@@ -55,12 +59,12 @@ else
     JWT_N=${JWT_N:-20000}; JWT_ROUNDS=5
 fi
 export CLIENTS=${CLIENTS:-8} THREADS=${THREADS:-2} SIZES=${SIZES:-"1000 10000 100000 1000000"}
-export SSE_STREAMS=${SSE_STREAMS:-100} IDLE_CONNS=${IDLE_CONNS:-1000} BENCH_QUICK=$QUICK
+export SSE_STREAMS=${SSE_STREAMS:-100} SSE_THREADS=${SSE_THREADS:-1} IDLE_CONNS=${IDLE_CONNS:-1000} BENCH_QUICK=$QUICK
 PARTS=${PARTS:-"1 2 3 4 5"}
 [ "${POOLER:-0}" = 1 ] && PARTS="$PARTS 6"
 export PARTS
 has_part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-export ROOT SHIM_DIR RESULTS=$SHIM_DIR/results
+export ROOT SHIM_DIR RESULTS=$SHIM_DIR/results TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PG_CONFIG=${AMA_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -86,7 +90,7 @@ fi
 mkdir -p "$RESULTS"
 rm -rf "$RESULTS/logs"; mkdir -p "$RESULTS/logs"
 # a part that does not run must not leave an older run's file for the report to show
-rm -f "$RESULTS"/{raw,jwt,idle,sse,growth-table,summary}.txt
+rm -f "$RESULTS"/{raw,jwt,idle,sse,sse-load,growth-table,summary}.txt
 
 SO=$("$PG_CONFIG" --pkglibdir)/ama_pg.so
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -97,7 +101,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -q -p ama-shim -p ama-tests
     if has_part 2; then
         log "building the JWT micro-benchmark"
-        cargo build --release -q --manifest-path "$SHIM_DIR/jwtbench/Cargo.toml" --target-dir "$ROOT/target/bench-shim-jwtbench"
+        cargo build --release -q --manifest-path "$SHIM_DIR/jwtbench/Cargo.toml" --target-dir "$TARGET/bench-shim-jwtbench"
     fi
 fi
 # Someone may have installed a debug build meanwhile: a release ama_pg.so is well under 20 MB.
@@ -114,7 +118,7 @@ size=$(stat -c %s "$SO" 2>/dev/null || echo 0)
     echo "wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); pgbench: $(pgbench --version)"
     [ -n "${BASELINE_SHIM:-}" ] &&
         echo "baseline shim: $BASELINE_SHIM (sha256 $(sha256sum "$BASELINE_SHIM" | cut -c1-12), built $(date -u -r "$BASELINE_SHIM" '+%Y-%m-%d %H:%M UTC'))"
-    echo "settings: PARTS='$PARTS' BENCH_SECS=$BENCH_SECS BENCH_ROUNDS=$BENCH_ROUNDS CLIENTS=$CLIENTS THREADS=$THREADS SIZES='$SIZES' SSE_STREAMS=$SSE_STREAMS SSE_MESSAGES=$SSE_MESSAGES IDLE_CONNS=$IDLE_CONNS JWT_N=$JWT_N"
+    echo "settings: PARTS='$PARTS' BENCH_SECS=$BENCH_SECS BENCH_ROUNDS=$BENCH_ROUNDS CLIENTS=$CLIENTS THREADS=$THREADS SIZES='$SIZES' SSE_STREAMS=$SSE_STREAMS SSE_THREADS=$SSE_THREADS SSE_MESSAGES=$SSE_MESSAGES IDLE_CONNS=$IDLE_CONNS JWT_N=$JWT_N"
     has_part 6 && echo "pgbouncer: $(/usr/sbin/pgbouncer --version 2>&1 | head -1)"
 } >"$RESULTS/machine.txt"
 cat "$RESULTS/machine.txt" >&2
@@ -124,12 +128,12 @@ if has_part 2; then
     log "2. JWT verification micro-benchmark ($JWT_N verifications x $JWT_ROUNDS rounds)"
     KEYDIR=$(mktemp -d /tmp/ama-jwtbench.XXXXXX)
     openssl ecparam -genkey -name prime256v1 -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$KEYDIR/es.pem"
-    "$ROOT/target/bench-shim-jwtbench/release/ama-shim-jwtbench" --es-key "$KEYDIR/es.pem" --dir "$KEYDIR" \
+    "$TARGET/bench-shim-jwtbench/release/ama-shim-jwtbench" --es-key "$KEYDIR/es.pem" --dir "$KEYDIR" \
         --n "$JWT_N" --rounds "$JWT_ROUNDS" >"$RESULTS/jwt.txt" 2>"$RESULTS/logs/jwt.log"
     rm -rf "$KEYDIR"
 fi
 
 # --- 1, 3, 4, 5, 6 in a throwaway cluster -------------------------------------------------------
-"$ROOT/target/release/ama-harness" exec -- bash "$SHIM_DIR/suite.sh"
+"$TARGET/release/ama-harness" exec -- bash "$SHIM_DIR/suite.sh"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.txt"
 bash "$SHIM_DIR/report.sh" | tee "$RESULTS/summary.txt"

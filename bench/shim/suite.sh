@@ -2,10 +2,16 @@
 # The shim/API suite proper; run by bench/shim/run.sh inside `ama-harness exec` (PGHOST, PGPORT,
 # PGUSER=postgres, PGDATABASE, PGPASSFILE exported for a throwaway cluster on 127.0.0.1).
 # Env from run.sh: ROOT, SHIM_DIR, RESULTS, BENCH_SECS, BENCH_ROUNDS, BENCH_QUICK, CLIENTS, THREADS,
-# SIZES, SSE_STREAMS, SSE_MESSAGES, IDLE_CONNS, PARTS (the parts to run); optional BASELINE_SHIM (a
+# SIZES, SSE_STREAMS, SSE_THREADS, SSE_MESSAGES, IDLE_CONNS, PARTS (the parts to run), TARGET (the cargo
+# target directory); optional SHIM_LOG_LEVEL (warn); optional BASELINE_SHIM (a
 # second ama-shim binary, started the same way on another port and measured in part 1 only,
 # interleaved with the current one: variants base_read/base_write in raw.txt). Part 6 (pgbouncer in
 # transaction mode vs direct) writes variants pool_shim_*, direct_shim_*, pool_pgx_*, direct_pgx_*.
+# pgbench runs the shim's own statement (shim/src/db.rs REQUEST_SQL):
+#   SELECT ama.request_json($1::text, $2::text, $3::text, $4::jsonb, $5::inet, $6::jsonb)
+# its arguments are pgbench variables (-D, from the script's .vars file), so they travel as
+# parameters and the server reads the jsonb arguments on every call, as it does for the shim;
+# ama.request (same arguments) on a build from before issue 13.
 set -euo pipefail
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -17,6 +23,7 @@ fmt() { awk -v x="$1" -v d="${2:-2}" 'BEGIN{ if (x=="nan" || x=="") print "n/a";
 verdict() { awk -v x="$1" -v op="$2" -v g="$3" 'BEGIN{ ok = (op==">=") ? (x>=g) : (x<=g); print (ok ? "met" : "MISSED") }'; }
 
 PGBIN=/usr/lib/postgresql/15/bin
+TARGET=${TARGET:-$ROOT/target}
 SECS=$BENCH_SECS
 RAW=$RESULTS/raw.txt          # "round variant metric value"
 : >"$RAW"
@@ -101,14 +108,20 @@ start_shim() {   # binary port log [extra flags] -> pid in $STARTED_PID, once /r
     AMA_DATABASE_URL=${SHIM_DATABASE_URL:-$DIRECT_URL} \
     "$bin" --listen "127.0.0.1:$port" --tls-cert "$WORK/cert.pem" \
         --tls-key "$WORK/key.pem" --jwt-secret-file "$WORK/jwt_secret" \
-        --log-level warn "$@" >"$logf" 2>&1 &
+        --log-level "${SHIM_LOG_LEVEL:-warn}" "$@" >"$logf" 2>&1 &
     STARTED_PID=$!
     for _ in $(seq 100); do curl -sf --cacert "$WORK/cert.pem" "https://localhost:$port/health" --resolve "localhost:$port:127.0.0.1" >/dev/null && break; sleep 0.2; done
     curl -sSf --cacert "$WORK/cert.pem" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/ready" >/dev/null ||
         { log "shim $bin not ready"; cat "$logf" >&2; exit 1; }
 }
 PORT=$(free_port)
-start_shim "$ROOT/target/release/ama-shim" "$PORT" "$RESULTS/logs/shim.log"
+# Every client of the benchmark is 127.0.0.1, one address: the shim's --max-connections-per-ip
+# (default 256, issue 12) would refuse the idle connections of part 3 and the streams of part 5
+# past the 256th (a reset during the TLS handshake), so it is raised to what those parts open.
+# --max-connections keeps its default (10000).
+PER_IP=$(( ${IDLE_CONNS:-1000} > ${SSE_STREAMS:-100} ? ${IDLE_CONNS:-1000} : ${SSE_STREAMS:-100} ))
+PER_IP=$(( PER_IP + 256 ))
+start_shim "$TARGET/release/ama-shim" "$PORT" "$RESULTS/logs/shim.log" --max-connections-per-ip "$PER_IP"
 SHIM_PID=$STARTED_PID
 CURL=(curl -sS --cacert "$WORK/cert.pem" --resolve "localhost:$PORT:127.0.0.1")
 URL=https://localhost:$PORT
@@ -146,7 +159,27 @@ UPDATE ama.threads SET last_seq = last_seq + $n, last_message_at = now() WHERE t
 ALTER TABLE ama.messages ENABLE TRIGGER messages_assign_thread_seq, ENABLE TRIGGER messages_notify;
 SQL
 }
-sqlq() { printf "%s" "$1" | sed "s/'/''/g"; }
+# The statement the shim sends; a build from before issue 13 has only ama.request (same arguments).
+ENTRY=ama.request_json
+[ "$(q -c "SELECT to_regprocedure('ama.request_json(text,text,text,jsonb,inet,jsonb)') IS NOT NULL")" = t ] || ENTRY=ama.request
+log "the request entry point is $ENTRY"
+# req_sql CREDENTIAL CLAIMS ARGS: the shim's statement, with NULL where the shim sends NULL (the
+# credential of a JWT request, the claims of a token request)
+req_sql() { echo "SELECT $ENTRY(:route::text, :kind::text, $1::text, $2::jsonb, :ip::inet, $3::jsonb);"; }
+# a write's body differs per request: the args text is completed per call, then read as jsonb
+ARGS_PER_CALL="(:args_head::text || :client_id || ' ' || :r || '\"}}')"
+# a pgbench script with its variables: write_script FILE SQL [name=value ...] -> FILE, FILE.vars
+write_script() {
+    local f=$1 sql=$2; shift 2
+    printf '%s\n' "$sql" >"$f"
+    printf '%s\n' "$@" >"$f.vars"
+}
+# run a pgbench script once through psql, its variables quoted as literals: psql_script FILE [psql args]
+psql_script() {
+    local f=$1 vars=(); shift
+    while IFS= read -r kv; do [ -n "$kv" ] && vars+=(-v "$kv"); done <"$f.vars"
+    sed -E "s/(^|[^:]):([a-z_]+)/\1:'\2'/g" "$f" | q "${vars[@]}" "$@"
+}
 
 # --- 1. shim vs pgbench, same SQL, same concurrency ----------------------------------------------
 U0=${USERS[0]}
@@ -156,13 +189,15 @@ q -c "ANALYZE ama.messages" >/dev/null
 JWT0=$(jwt_of "$U0")
 CLAIMS0=$(python3 "$SHIM_DIR/tools.py" claims "$JWT0")
 AFTER0=500
-cat >"$WORK/pg_read.sql" <<SQL
-SELECT ama.request('events.poll', 'jwt', NULL, '$(sqlq "$CLAIMS0")'::jsonb, '127.0.0.1', '{"path": {"thread_id": "$T0"}, "query": {"after_seq": "$AFTER0", "limit": "50"},"body": null}'::jsonb);
-SQL
-cat >"$WORK/pg_write.sql" <<SQL
-\set r random(1, 1000000000)
-SELECT ama.request('messages.send', 'jwt', NULL, '$(sqlq "$CLAIMS0")'::jsonb, '127.0.0.1', jsonb_build_object('path', jsonb_build_object('thread_id', '$T0'), 'query', '{}'::jsonb, 'body', jsonb_build_object('content', 'pgbench ' || :client_id || ' ' || :r)));
-SQL
+write_script "$WORK/pg_read.sql" "$(req_sql NULL :claims :args)" route=events.poll kind=jwt "claims=$CLAIMS0" ip=127.0.0.1 \
+    "args={\"path\": {\"thread_id\": \"$T0\"}, \"query\": {\"after_seq\": \"$AFTER0\", \"limit\": \"50\"}, \"body\": null}"
+write_script "$WORK/pg_write.sql" "\\set r random(1, 1000000000)
+$(req_sql NULL :claims "$ARGS_PER_CALL")" route=messages.send kind=jwt "claims=$CLAIMS0" ip=127.0.0.1 \
+    "args_head={\"path\": {\"thread_id\": \"$T0\"}, \"query\": {}, \"body\": {\"content\": \"pgbench "
+# the anchor of issue 13: the PostgREST-style json_agg over the same 50 rows (bench/api/postgrest.sql),
+# by the owner, on the thread and after_seq the shim's poll reads
+sed "s/00000000-0000-4000-8000-00000000f001/$T0/" "$ROOT/bench/api/postgrest.sql" >"$WORK/pg_postgrest.sql"
+printf 'after=%s\n' "$AFTER0" >"$WORK/pg_postgrest.sql.vars"
 # sanity: both paths answer 200 with the same shape
 "${CURL[@]}" -f -H "Authorization: Bearer $JWT0" "$URL/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
     python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("shim read ok:", len(d["events"]), "events")' >&2
@@ -170,15 +205,20 @@ if [ -n "$BASE_PID" ]; then
     "${BCURL[@]}" -f -H "Authorization: Bearer $JWT0" "$BURL/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
         python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("baseline shim read ok:", len(d["events"]), "events")' >&2
 fi
-q -U ama_authenticator -h 127.0.0.1 -f "$WORK/pg_read.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("ama.request status", d.get("status"), "keys", sorted(d)[:6])' >&2
+psql_script "$WORK/pg_read.sql" -U ama_authenticator -h 127.0.0.1 |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); assert d.get("status")==200 and len(d["body"]["events"])==50, str(d)[:300]; print(sys.argv[1], "status", d.get("status"), len(d["body"]["events"]), "events")' "$ENTRY" >&2
+psql_script "$WORK/pg_postgrest.sql" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d)==50, len(d); print("PostgREST-style query ok:", len(d), "rows")' >&2
 
-pgbench_run() {   # name script [port [mode]]: pgbench on the cluster, or on pgbouncer's port
-    local name=$1 script=$2 port=${3:-$PGPORT} mode=${4:-prepared} out
+pgbench_run() {   # name script [port [mode [user]]]: pgbench on the cluster, or on pgbouncer's port
+    local name=$1 script=$2 port=${3:-$PGPORT} mode=${4:-prepared} user=${5:-ama_authenticator} out
     out=$RESULTS/logs/$name.r$ROUND.log
-    local t0 t1 b0 b1
+    local t0 t1 b0 b1 defs=() kv
+    # the script's variables (-D): sent as parameters of the prepared statement
+    if [ -f "$script.vars" ]; then while IFS= read -r kv; do [ -n "$kv" ] && defs+=(-D "$kv"); done <"$script.vars"; fi
     t0=$(pg_ticks); b0=$(bouncer_ticks)
     { time env PGPASSFILE="${BENCH_PGPASS:-$PGPASSFILE}" "$PGBIN/pgbench" -n -M "$mode" -h 127.0.0.1 -p "$port" \
-        -U ama_authenticator -c "$CLIENTS" -j "$THREADS" -T "$SECS" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
+        -U "$user" -c "$CLIENTS" -j "$THREADS" -T "$SECS" "${defs[@]}" -f "$script" >"$out" 2>&1 ; } 2>"$out.time"
     # pgbench's backends exit at the end: their CPU reaches the postmaster's cutime/cstime only
     # once it has reaped them, so give that a moment before the snapshot
     sleep 1
@@ -229,24 +269,26 @@ wrk_run() {   # name lua [baseline|pooled]: the current shim, or the baseline on
     log "  wrk $name: $rps req/s, p50 $p50 us, p99 $p99 us, p99.9 $p999 us"
 }
 
+# the PostgREST-style anchor (issue 13), by the owner (postgres), in the same rounds as the reads
+pg_postgrest() { pgbench_run pg_postgrest "$WORK/pg_postgrest.sql" "$PGPORT" prepared postgres; }
 has_part 1 && log "1. shim vs pgbench: $CLIENTS connections, $THREADS threads, ${SECS}s x $BENCH_ROUNDS rounds${BASE_PID:+, with the baseline shim}"
 for ROUND in $(has_part 1 && seq "$BENCH_ROUNDS"); do
     wait_quiet; raw "$ROUND" part1 load1 "$LOAD1"
     if [ -z "$BASE_PID" ]; then
         if [ $((ROUND % 2)) = 1 ]; then
-            wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"
+            wrk_run shim_read read.lua; pgbench_run pg_read "$WORK/pg_read.sql"; pg_postgrest
             pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run shim_write write.lua
         else
-            pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run shim_read read.lua
+            pg_postgrest; pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run shim_read read.lua
             wrk_run shim_write write.lua; pgbench_run pg_write "$WORK/pg_write.sql"
         fi
     # with a baseline: it runs next to the current shim in every round, and which of the two goes
     # first alternates from route to route and from round to round
     elif [ $((ROUND % 2)) = 1 ]; then
-        wrk_run shim_read read.lua; wrk_run base_read read.lua baseline; pgbench_run pg_read "$WORK/pg_read.sql"
+        wrk_run shim_read read.lua; wrk_run base_read read.lua baseline; pgbench_run pg_read "$WORK/pg_read.sql"; pg_postgrest
         pgbench_run pg_write "$WORK/pg_write.sql"; wrk_run base_write write.lua baseline; wrk_run shim_write write.lua
     else
-        pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run base_read read.lua baseline; wrk_run shim_read read.lua
+        pg_postgrest; pgbench_run pg_read "$WORK/pg_read.sql"; wrk_run base_read read.lua baseline; wrk_run shim_read read.lua
         wrk_run shim_write write.lua; wrk_run base_write write.lua baseline; pgbench_run pg_write "$WORK/pg_write.sql"
     fi
     # the shim's own path, no database: a POST whose body is not JSON (routing, credential, cached
@@ -308,15 +350,15 @@ INI
     PPORT=$(free_port)
     SHIM_DATABASE_URL="postgres://ama_authenticator:$AUTH_PW@127.0.0.1:$BOUNCE_PORT/$PGDATABASE" \
     AMA_LISTEN_DATABASE_URL=$DIRECT_URL \
-        start_shim "$ROOT/target/release/ama-shim" "$PPORT" "$RESULTS/logs/shim-pooled.log" --db-pooler transaction
+        start_shim "$TARGET/release/ama-shim" "$PPORT" "$RESULTS/logs/shim-pooled.log" --db-pooler transaction
     POOL_PID=$STARTED_PID
     log "pgbouncer pid $BOUNCER_PID on 127.0.0.1:$BOUNCE_PORT; pooled shim pid $POOL_PID on 127.0.0.1:$PPORT"
     # sanity: the pooled shim and pgbench through pgbouncer answer like the direct ones
     curl -sSf --cacert "$WORK/cert.pem" --resolve "localhost:$PPORT:127.0.0.1" -H "Authorization: Bearer $JWT0" \
         "https://localhost:$PPORT/api/v1/chat/threads/$T0/events?after_seq=$AFTER0&limit=50" |
         python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["events"])==50, d; print("pooled shim read ok:", len(d["events"]), "events")' >&2
-    PGPASSFILE=$BENCH_PGPASS_POOLED q -U ama_authenticator -h 127.0.0.1 -p "$BOUNCE_PORT" -f "$WORK/pg_read.sql" |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); assert d.get("status")==200, d; print("ama.request through pgbouncer: status", d.get("status"))' >&2
+    PGPASSFILE=$BENCH_PGPASS_POOLED psql_script "$WORK/pg_read.sql" -U ama_authenticator -h 127.0.0.1 -p "$BOUNCE_PORT" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); assert d.get("status")==200, d; print("the request statement through pgbouncer: status", d.get("status"))' >&2
     direct_pg() { pgbench_run "$1" "$2" "$PGPORT" extended; }
     pooled_pg() { BENCH_PGPASS=$BENCH_PGPASS_POOLED pgbench_run "$1" "$2" "$BOUNCE_PORT" extended; }
     for ROUND in $(seq "$BENCH_ROUNDS"); do
@@ -352,11 +394,34 @@ fi
 
 # --- 5. commit-to-delivery on live SSE streams ----------------------------------------------------
 if has_part 5; then
-    log "5. SSE commit-to-delivery: $SSE_STREAMS streams, $SSE_MESSAGES messages"
-    TS=$(new_thread "${USERS[5]}")
+    SSE_THREADS=${SSE_THREADS:-1}
+    log "5. SSE commit-to-delivery: $SSE_STREAMS streams over $SSE_THREADS thread(s), $SSE_MESSAGES messages"
+    # every thread has the agent and the same user (USERS[5]), whose JWT opens every stream and
+    # posts every message, so the streams of one thread share one (thread, principal) poll; with
+    # more than one thread each also has a user of its own (a private thread with the same members
+    # is the same thread), who never connects
+    if [ "$SSE_THREADS" = 1 ]; then
+        TS=$(new_thread "${USERS[5]}")
+    else
+        EXTRA=$(q -c "WITH u AS (INSERT INTO ama.users (user_id, plan) SELECT gen_random_uuid(), 'basic' FROM generate_series(1, $SSE_THREADS) RETURNING user_id),
+                a AS (INSERT INTO ama.actors (actor_id, kind, owner_user_id) SELECT 'user:' || user_id, 'user', user_id FROM u RETURNING owner_user_id)
+                SELECT owner_user_id FROM a")
+        TS=$(for x in $EXTRA; do
+            "${CURL[@]}" -f -X POST "$URL/api/v1/chat/threads" -H "Authorization: Bearer $AGENT_TOKEN" \
+                -H 'Content-Type: application/json' -d "{\"target_user_ids\": [\"${USERS[5]}\", \"$x\"]}" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["thread_id"])'
+        done | paste -sd,)
+    fi
+    log "  $(echo "$TS" | tr ',' '\n' | sort -u | wc -l) distinct threads"
     JWTS=$(jwt_of "${USERS[5]}")
+    wait_quiet; echo "load1_at_start $LOAD1" >"$RESULTS/sse-load.txt"
+    log "  open files limit $(ulimit -n); shim --max-connections 10000 (default), --max-connections-per-ip $PER_IP"
     python3 "$SHIM_DIR/tools.py" sse --port "$PORT" --cacert "$WORK/cert.pem" --thread "$TS" --jwt "$JWTS" \
-        --n "$SSE_STREAMS" --m "$SSE_MESSAGES" --gap-ms 100 | tee "$RESULTS/sse.txt" >&2
+        --n "$SSE_STREAMS" --m "$SSE_MESSAGES" --gap-ms 100 --pid "$SHIM_PID" --pg-pid "$PM_PID" >"$RESULTS/sse.txt"
+    { cat "$RESULTS/sse-load.txt"; echo "load1_at_end $(cut -d' ' -f1 /proc/loadavg)"; } >>"$RESULTS/sse.txt"
+    cat "$RESULTS/sse.txt" >&2
+    echo "shim_rss_kb_after $(awk '/^VmRSS:/{print $2}' "/proc/$SHIM_PID/status")" | tee -a "$RESULTS/sse.txt" >&2
+    echo "shim_connections_refused $(metric_sum ama_shim_connections_refused_total) shed $(metric_sum ama_shim_connections_shed_total)" | tee -a "$RESULTS/sse.txt" >&2
 fi
 
 # --- 4. thread growth: poll and agent send at 10^3 .. 10^6 messages --------------------------------
@@ -378,14 +443,12 @@ q -c "VACUUM ANALYZE ama.messages" >/dev/null
 q -c "SELECT count(*) AS messages, pg_size_pretty(pg_total_relation_size('ama.messages')) AS size FROM ama.messages" | tee "$RESULTS/growth-table.txt" >&2
 for n in $SIZES; do
     last=$(q -c "SELECT last_seq FROM ama.threads WHERE thread_id = '${TID[$n]}'")
-    cat >"$WORK/poll_$n.sql" <<SQL
-SELECT ama.request('events.poll', 'jwt', NULL, '$(sqlq "${SJ[$n]}")'::jsonb, '127.0.0.1', '{"path": {"thread_id": "${TID[$n]}"}, "query": {"after_seq": "$((last - 50))", "limit": "50"},"body": null}'::jsonb);
-SQL
-    cat >"$WORK/send_$n.sql" <<SQL
-\set r random(1, 1000000000)
-SELECT ama.request('messages.agent_send', 'agent', '$AGENT_TOKEN', NULL, '127.0.0.1', jsonb_build_object('path', jsonb_build_object('thread_id', '${TID[$n]}'), 'query', '{}'::jsonb, 'body', jsonb_build_object('content', 'agent ' || :client_id || ' ' || :r)));
-SQL
-    q -U ama_authenticator -h 127.0.0.1 -f "$WORK/poll_$n.sql" | python3 -c 'import json,sys; d=json.load(sys.stdin); b=d.get("body") or {}; ev=b.get("events", []); assert d.get("status")==200 and len(ev)==50, str(d)[:300]' ||
+    write_script "$WORK/poll_$n.sql" "$(req_sql NULL :claims :args)" route=events.poll kind=jwt "claims=${SJ[$n]}" ip=127.0.0.1 \
+        "args={\"path\": {\"thread_id\": \"${TID[$n]}\"}, \"query\": {\"after_seq\": \"$((last - 50))\", \"limit\": \"50\"}, \"body\": null}"
+    write_script "$WORK/send_$n.sql" "\\set r random(1, 1000000000)
+$(req_sql :cred NULL "$ARGS_PER_CALL")" route=messages.agent_send kind=agent "cred=$AGENT_TOKEN" ip=127.0.0.1 \
+        "args_head={\"path\": {\"thread_id\": \"${TID[$n]}\"}, \"query\": {}, \"body\": {\"content\": \"agent "
+    psql_script "$WORK/poll_$n.sql" -U ama_authenticator -h 127.0.0.1 | python3 -c 'import json,sys; d=json.load(sys.stdin); b=d.get("body") or {}; ev=b.get("events", []); assert d.get("status")==200 and len(ev)==50, str(d)[:300]' ||
         { log "poll at size $n does not return 50 events"; exit 1; }
 done
 reset_thread() {   # drop what the agent-send run added, so each size stays at its nominal size
@@ -395,6 +458,7 @@ UPDATE ama.threads SET last_seq = $2 WHERE thread_id = '$1';
 SQL
 }
 for ROUND in $(seq "$BENCH_ROUNDS"); do
+    wait_quiet; raw "$ROUND" part4 load1 "$LOAD1"
     order=$SIZES; [ $((ROUND % 2)) = 0 ] && order=$(echo "$SIZES" | tr ' ' '\n' | tac | tr '\n' ' ')
     for n in $order; do
         last=$(q -c "SELECT last_seq FROM ama.threads WHERE thread_id = '${TID[$n]}'")

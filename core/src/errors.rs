@@ -31,6 +31,10 @@ pub const EXACT: &[(&str, HttpError)] = &[
     (CONFLICT, e(409, "CONFLICT")),
     (RATE_LIMITED, e(429, "RATE_LIMITED")),
     ("0A000", e(501, "NOT_IMPLEMENTED")),
+    // a limit of the data, such as the 10 active webhook subscriptions of a thread
+    ("54000", e(409, "CONFLICT")),
+    // a feature the server is not configured for, such as webhooks without ama.webhook_secret_key
+    ("55000", e(503, "UNAVAILABLE")),
     ("28000", e(401, "UNAUTHORIZED")),
     ("28P01", e(401, "UNAUTHORIZED")),
     ("42501", e(403, "FORBIDDEN")),
@@ -102,6 +106,8 @@ mod tests {
         assert_eq!(http_for("28000"), e(401, "UNAUTHORIZED"));
         assert_eq!(http_for(RATE_LIMITED), e(429, "RATE_LIMITED"));
         assert_eq!(http_for("08006"), e(503, "UNAVAILABLE"));
+        assert_eq!(http_for("54000"), e(409, "CONFLICT"));
+        assert_eq!(http_for("55000"), e(503, "UNAVAILABLE"));
         assert_eq!(http_for("XX000"), DEFAULT);
         assert_eq!(http_for(""), DEFAULT);
     }

@@ -11,5 +11,7 @@ pub mod events;
 pub mod gcra;
 pub mod input;
 pub mod net;
+pub mod ssrf;
 pub mod time;
 pub mod token;
+pub mod webhook;

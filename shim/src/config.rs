@@ -138,6 +138,12 @@ pub struct Config {
     pub ws_typing_per_sec: u32,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Webhook deliverer workers (0: off).
+    pub webhook_workers: usize,
+    /// The SSRF guard off (tests only).
+    pub webhook_allow_private_networks: bool,
+    /// Extra trusted roots for webhook receivers.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// Parses one address-list entry: an IP address or a CIDR.
@@ -261,6 +267,9 @@ impl TryFrom<Options> for Config {
             ws_typing_per_sec: at_least_one("ws_typing_per_sec", o.ws_typing_per_sec)?,
             log_format: o.log_format,
             log_level: o.log_level,
+            webhook_workers: o.webhook_workers.min(1024),
+            webhook_allow_private_networks: o.webhook_allow_private_networks,
+            webhook_ca_file: o.webhook_ca_file,
         })
     }
 }

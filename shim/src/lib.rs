@@ -30,6 +30,7 @@ pub mod routes;
 pub mod server;
 pub mod stream;
 pub mod tls;
+pub mod webhook;
 pub mod ws;
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.

@@ -133,6 +133,11 @@ pub const ROUTES: &[Route] = &[
         Target::Api("threads.set_mode"),
     ),
     route(
+        Method::GET,
+        "/api/v1/chat/threads/{thread_id}/webhooks",
+        Target::Api("webhooks.list"),
+    ),
+    route(
         Method::POST,
         "/api/v1/chat/threads/{thread_id}/webhooks",
         Target::Api("webhooks.create"),

@@ -303,6 +303,24 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         )?,
         None => app.db.pg_config().clone(),
     };
+    // the webhook deliverer: a session of its own on the same (direct) URL
+    let webhook_http = crate::webhook::client::build(
+        app.cfg.webhook_allow_private_networks,
+        app.cfg.webhook_ca_file.as_deref(),
+    )
+    .map_err(StartError::Tls)?;
+    if app.cfg.webhook_allow_private_networks {
+        tracing::warn!("webhook deliveries may reach private and loopback addresses (--webhook-allow-private-networks): the SSRF guard is off");
+    }
+    tokio::spawn(crate::webhook::run(
+        listen_config.clone(),
+        crate::webhook::Settings {
+            workers: app.cfg.webhook_workers,
+            allow_private_networks: app.cfg.webhook_allow_private_networks,
+        },
+        webhook_http,
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(crate::listener::run_listener(
         listen_config,
         app.notices.clone(),

@@ -8,7 +8,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(34);
+SELECT plan(37);
 
 -- 1. Row-level security: enabled AND forced on every table of schema ama.
 SELECT isnt_empty(
@@ -126,6 +126,27 @@ SELECT is_empty(
          AND substring(p.prosrc from '\mDECLARE\M(.*?)\mBEGIN\M')
              ~* '(?n)^\s*\w+\s+(constant\s+)?(text|uuid|jsonb|json|bytea|record|inet|timestamptz|timestamp|numeric|interval|regproc|regprocedure|oid|int4|int8|int2|bool|varchar)\M'$$,
     'every variable declared in an ama PL/pgSQL function has a schema-qualified type');
+
+-- The same three rules for every member of the extension, whatever its schema: a table, a SECURITY DEFINER
+-- function or a grant added to another schema (ama_private, say) does not slip past the checks above.
+SELECT is_empty(
+    $$SELECT c.oid::regclass::text FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+       WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ama_pg')
+         AND c.relkind IN ('r', 'p') AND NOT (c.relrowsecurity AND c.relforcerowsecurity)$$,
+    'every table of extension ama_pg, in any schema, has ROW LEVEL SECURITY enabled and forced');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+       WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ama_pg')
+         AND p.prosecdef AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c = 'search_path=pg_catalog, pg_temp')$$,
+    'every SECURITY DEFINER function of extension ama_pg, in any schema, sets search_path = pg_catalog, pg_temp');
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure::text FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+       WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ama_pg')
+         AND has_function_privilege('public', p.oid, 'EXECUTE')$$,
+    'no function of extension ama_pg, in any schema, is executable by PUBLIC');
 
 -- 4. The authenticator: not superuser, not owner, no BYPASSRLS, NOINHERIT; request roles are plain.
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'ama_authenticator'), false, 'ama_authenticator is not superuser');

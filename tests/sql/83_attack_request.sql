@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(82);
+SELECT plan(83);
 
 \ir include/8x_fixture.psql
 
@@ -153,7 +153,7 @@ INSERT INTO contract_limits VALUES
     ('agent.put', 30, 'user'),
     ('internal.users.put', 6000, 'credential'), ('internal.system_message', 6000, 'credential'),
     ('threads.create', 60, 'credential'), ('threads.set_mode', 60, 'credential'), ('messages.agent_send', 60, 'credential'),
-    ('webhooks.create', 60, 'credential'), ('webhooks.delete', 60, 'credential'),
+    ('webhooks.create', 60, 'credential'), ('webhooks.delete', 60, 'credential'), ('webhooks.list', 600, 'credential'),
     ('events.poll', 300, 'credential'), ('public.events', 300, 'credential'),
     ('public.send', 10, 'ip'),
     -- the WebSocket streams' routes (067: opens and re-checks, typing), each limited like the event stream

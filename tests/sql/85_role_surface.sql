@@ -47,7 +47,11 @@ INSERT INTO expected_functions VALUES
     ('ama.api_messages_send(jsonb)',                                 'x', 'x', 'x', 'x', '.', 'x'),
     ('ama.api_messages_agent_send(jsonb)',                           'x', 'x', 'x', 'x', '.', 'x'),
     ('ama.api_events_poll(jsonb)',                                   'x', 'x', 'x', 'x', '.', 'x'),
-    ('ama.api_not_implemented(jsonb)',                               'x', 'x', 'x', 'x', '.', 'x'),
+    ('ama.api_webhooks_create(jsonb)',                               'x', 'x', 'x', 'x', '.', 'x'),
+    ('ama.api_webhooks_list(jsonb)',                                 'x', 'x', 'x', 'x', '.', 'x'),
+    ('ama.api_webhooks_delete(jsonb)',                               'x', 'x', 'x', 'x', '.', 'x'),
+    ('ama._webhook_subscribe(uuid,text)',                            'x', 'x', 'x', 'x', '.', 'x'),
+    ('ama._webhook_json(ama.webhook_subscriptions)',                 'x', 'x', 'x', 'x', '.', 'x'),
     ('ama.api_tokens_create(jsonb)',                                 'x', 'x', 'x', 'x', '.', 'x'),
     ('ama.api_tokens_list(jsonb)',                                   'x', 'x', 'x', 'x', '.', 'x'),
     ('ama.api_tokens_revoke(jsonb)',                                 'x', 'x', 'x', 'x', '.', 'x'),
@@ -102,6 +106,8 @@ INSERT INTO expected_functions VALUES
     ('ama.request(text,text,text,jsonb,inet,jsonb)',                 '.', '.', '.', '.', 'x', '.'),
     ('ama.request_json(text,text,text,jsonb,inet,jsonb)',            '.', '.', '.', '.', 'x', '.'),
     ('ama.events_key()',                                             '.', '.', '.', '.', 'x', '.'),
+    ('ama.webhook_claim(integer)',                                   '.', '.', '.', '.', 'x', '.'),
+    ('ama.webhook_report(uuid,integer,boolean)',                     '.', '.', '.', '.', 'x', '.'),
     -- DBAs
     ('ama.set_plan(uuid,text)',                                      '.', '.', '.', '.', '.', 'x'),
     ('ama.impersonate(text)',                                        '.', '.', '.', '.', '.', 'x'),
@@ -139,7 +145,17 @@ INSERT INTO expected_functions VALUES
     ('ama._audit_capabilities()',                                    '.', '.', '.', '.', '.', '.'),
     ('ama._plan_change()',                                           '.', '.', '.', '.', '.', '.'),
     ('ama._audit_agent_allowed()',                                   '.', '.', '.', '.', '.', '.'),
-    ('ama._agent_token_cap()',                                       '.', '.', '.', '.', '.', '.');
+    ('ama._agent_token_cap()',                                       '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_check_url(text)',                                 '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_secret_new(uuid)',                                '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_sign(uuid,bytea,text,bigint,text)',               '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_backoff_ms(integer)',                             '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_failed(uuid,uuid,uuid,integer)',                  '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_enqueue()',                                       '.', '.', '.', '.', '.', '.'),
+    ('ama._audit_webhook_created()',                                 '.', '.', '.', '.', '.', '.'),
+    ('ama._audit_webhook_deleted()',                                 '.', '.', '.', '.', '.', '.'),
+    ('ama._audit_webhook_deactivated()',                             '.', '.', '.', '.', '.', '.'),
+    ('ama._webhook_registrant_lost_manage()',                        '.', '.', '.', '.', '.', '.');
 
 -- The same matrix read from the catalog (argument types as regprocedure spells them, without spaces after commas).
 CREATE TEMP TABLE actual_functions AS
@@ -164,7 +180,8 @@ SELECT is_empty(format($$SELECT a.fn, e.%1$I AS expected, a.%1$I AS actual FROM 
 -- ---------------------------------------------------------------------------
 -- Tables, views and sequences: * = the whole relation, a column list = those columns only, . = nothing.
 -- Privileges not listed (TRUNCATE, REFERENCES, TRIGGER, and anything on internal_keys, visitor_tokens,
--- visitors, event_keys, audit_log and the audit_log sequence) are held by none of these roles.
+-- visitors, event_keys, audit_log and the audit_log sequence, webhook_secrets, webhook_deliveries) are held by none
+-- of these roles.
 -- ---------------------------------------------------------------------------
 CREATE TEMP TABLE expected_tables (rel text, priv text, anon text, auth text, srv text, svc text, shim text, admin text);
 INSERT INTO expected_tables VALUES
@@ -215,7 +232,10 @@ INSERT INTO expected_tables VALUES
     ('agent_tokens',           'UPDATE',   '.',                  'revoked_at',                         '.',             '.',             '.',  'revoked_at'),
     ('agent_allowances',       'SELECT',   '.',                  '*',                                  '.',             '.',             '.',  '*'),
     ('agent_allowances',       'INSERT',   '.',                  '*',                                  '.',             '.',             '.',  '*'),
-    ('agent_allowances',       'DELETE',   '.',                  '*',                                  '.',             '.',             '.',  '*');
+    ('agent_allowances',       'DELETE',   '.',                  '*',                                  '.',             '.',             '.',  '*'),
+    -- webhook subscriptions: managers (users and agents) under RLS; webhook_secrets and webhook_deliveries: nobody
+    ('webhook_subscriptions',  'SELECT',   '.',                  '*',                                  '.',             '.',             '.',  '*'),
+    ('webhook_subscriptions',  'DELETE',   '.',                  '*',                                  '.',             '.',             '.',  '*');
 
 -- The catalog, as the same matrix: per relation and privilege, '*' when the relation is granted, else the granted columns.
 CREATE TEMP TABLE actual_cells AS

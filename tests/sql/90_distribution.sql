@@ -14,7 +14,8 @@ SELECT plan(7);
 
 CREATE TEMP TABLE distributed(relname name PRIMARY KEY) ON COMMIT DROP;
 INSERT INTO distributed VALUES ('threads'), ('participants'), ('messages'), ('agent_allowances'),
-                               ('visitor_tokens');
+                               ('visitor_tokens'), ('webhook_subscriptions'), ('webhook_secrets'),
+                               ('webhook_deliveries');
 CREATE TEMP TABLE reference(relname name PRIMARY KEY) ON COMMIT DROP;
 INSERT INTO reference VALUES ('plans'), ('users'), ('actors'), ('agent_profiles'), ('agent_tokens'),
                              ('internal_keys'), ('rate_policies'), ('rate_policy_overrides'),

@@ -38,6 +38,8 @@ pub const AUTHENTICATOR: &str = "ama_authenticator";
 pub const PASSWORD_FILE: &str = "superuser.password";
 /// File in the cluster directory in libpq's pgpass format for the roles with known passwords.
 pub const PGPASS_FILE: &str = "pgpass";
+/// The server setting that holds the webhook sealing key.
+pub const WEBHOOK_KEY_SETTING: &str = "ama.webhook_secret_key";
 /// The only authentication method of every `pg_hba.conf` line.
 pub const AUTH_METHOD: &str = "scram-sha-256";
 
@@ -404,6 +406,7 @@ impl Cluster {
             cluster.clear_stale_pid()?;
             cluster.secure_hba()?;
         }
+        cluster.ensure_webhook_key()?;
         cluster
             .passwords
             .lock()
@@ -447,6 +450,34 @@ impl Cluster {
             }
         }
         Ok(cluster)
+    }
+
+    /// Gives the cluster a webhook sealing key (`ama.webhook_secret_key`, 64 hex characters of fresh
+    /// randomness) in its `postgresql.conf` unless it has one: a setting only the server's files
+    /// hold, never a command line, and not in any dump. A `-c ama.webhook_secret_key=` setting
+    /// overrides it (the tests of a server without a key).
+    fn ensure_webhook_key(&self) -> Result<(), HarnessError> {
+        let path = self.data.join("postgresql.conf");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| HarnessError(format!("cannot read {}: {e}", path.display())))?;
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with(WEBHOOK_KEY_SETTING))
+        {
+            return Ok(());
+        }
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| HarnessError(format!("cannot write {}: {e}", path.display())))?;
+        writeln!(
+            f,
+            "\n# ama_pg: the key that seals webhook signing secrets (keep it secret; losing it voids every secret)\n{WEBHOOK_KEY_SETTING} = '{}'",
+            hex::encode(key)
+        )
+        .map_err(|e| HarnessError(format!("cannot write {}: {e}", path.display())))
     }
 
     /// Sets the superuser's password in single-user mode (the server must be down): converts a

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod dev;
 pub mod fixtures;
 pub mod pooler;
+pub mod receiver;
 pub mod stack;
 pub mod ws;
 

@@ -182,6 +182,18 @@ pub struct Options {
     /// `typing` messages one WebSocket may send per second (more get a `rate_limited` error).
     #[arg(long, env = "AMA_WS_TYPING_PER_SEC", default_value = "5")]
     pub ws_typing_per_sec: u32,
+    /// Webhook deliverer workers: deliveries in flight at once from this shim (0 turns the
+    /// deliverer off; other shims or a restart deliver what is pending).
+    #[arg(long, env = "AMA_WEBHOOK_WORKERS", default_value = "4")]
+    pub webhook_workers: usize,
+    /// Let webhook deliveries reach loopback, private, link-local and other blocked addresses.
+    /// For tests with a local receiver only: it turns the SSRF guard off.
+    #[arg(long, env = "AMA_WEBHOOK_ALLOW_PRIVATE_NETWORKS")]
+    pub webhook_allow_private_networks: bool,
+    /// PEM file of extra root certificates trusted for webhook receivers (besides the webpki
+    /// roots), e.g. a test receiver's self-signed certificate.
+    #[arg(long, env = "AMA_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "AMA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -178,6 +178,13 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("ws_auth_timeout: 5s"),
     ),
     ("ws_typing_per_sec", Some("5"), Some("ws_typing_per_sec: 5")),
+    ("webhook_workers", Some("4"), Some("webhook_workers: 4")),
+    (
+        "webhook_allow_private_networks",
+        None,
+        Some("webhook_allow_private_networks: false"),
+    ),
+    ("webhook_ca_file", None, Some("webhook_ca_file: None")),
     ("log_format", Some("text"), Some("log_format: Text")),
     ("log_level", Some("info"), Some("log_level: \"info\"")),
 ];

@@ -117,6 +117,16 @@ fn run_dev() -> Result<(), String> {
             psql_url(&url, "CREATE EXTENSION IF NOT EXISTS ama_pg").map_err(|e| {
                 format!("cannot install ama_pg through {}: {e} (the server needs shared_preload_libraries = 'ama_pg' and the extension files installed)", dev::ADMIN_URL_VAR)
             })?;
+            // the harness writes the webhook key into its own clusters' postgresql.conf; an
+            // existing server needs one from its DBA (README, Webhooks)
+            let no_key = psql_url(
+                &url,
+                "SELECT coalesce(current_setting('ama.webhook_secret_key', true), '') = ''",
+            )
+            .is_ok_and(|o| o.trim() == "t");
+            if no_key {
+                eprintln!("ama-harness: note: ama.webhook_secret_key is not set on that server, so webhook registration answers 503; add 64 hex characters to its postgresql.conf (README, Webhooks)");
+            }
             (url, None)
         }
         None => {
