@@ -42,6 +42,11 @@ GRANT EXECUTE ON FUNCTION
     ama.revoke_capabilities(uuid, text, text[]), ama.allow_agent(uuid, text)
     TO anon, authenticated, service_role, ama_service;
 
+-- The WebSocket streams' route functions and helpers (067), for the request roles and trusted services.
+GRANT EXECUTE ON FUNCTION ama.api_ws_threads(jsonb), ama.api_ws_public(jsonb), ama.api_ws_typing(jsonb),
+    ama._thread_has_slug(uuid, text), ama._notify_typing(uuid, boolean)
+    TO anon, authenticated, service_role, ama_service;
+
 -- Webhooks: the route handlers and the registration helper, like the other API functions (065_webhooks.sql).
 GRANT EXECUTE ON FUNCTION ama.api_webhooks_create(jsonb), ama.api_webhooks_list(jsonb), ama.api_webhooks_delete(jsonb),
     ama._webhook_subscribe(uuid, text), ama._webhook_json(ama.webhook_subscriptions)

@@ -32,3 +32,11 @@ fn key() -> [u8; KEY_LEN] {
 fn event_payload(thread: pgrx::Uuid, seq: i64) -> String {
     events::seal(&key(), thread.as_bytes(), seq)
 }
+
+/// The sealed payload of an ephemeral typing notice (`ama_core::events::seal_typing`). Called by
+/// the SECURITY DEFINER `ama._notify_typing()` only; executable by nobody else.
+#[pg_extern(volatile, parallel_safe, name = "_typing_payload")]
+fn typing_payload(thread: pgrx::Uuid, actor: &str, started: bool) -> String {
+    events::seal_typing(&key(), thread.as_bytes(), actor, started)
+        .unwrap_or_else(|| errors::bad_input("typing: actor id out of range"))
+}

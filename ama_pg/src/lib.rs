@@ -103,6 +103,11 @@ pgrx::extension_sql_file!(
     name = "request_sql",
     requires = ["webhooks_sql", request::request_begin, errors::http_error]
 );
+pgrx::extension_sql_file!(
+    "../../sql/067_realtime.sql",
+    name = "realtime_sql",
+    requires = ["http_api", events::typing_payload]
+);
 pgrx::extension_sql_file!("../../sql/090_grants.sql", name = "grants", finalize);
 
 /// Registers the settings and, when preloaded, the rate-limit ledger's shared memory.

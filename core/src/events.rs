@@ -61,12 +61,89 @@ pub fn open(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], i64)> {
     Some((thread, seq))
 }
 
+/// Marks a typing notice's plaintext (a message notice's plaintext is exactly 24 bytes, a typing
+/// notice's is longer: the two can never be mistaken for each other).
+const TYPING_TAG: u8 = b'T';
+/// Longest actor id a typing notice carries.
+pub const TYPING_ACTOR_MAX: usize = 120;
+
+/// Seals an ephemeral typing notice `(thread, actor id, started)` the same way as [`seal`]:
+/// plaintext `'T' || started (0/1) || thread (16 bytes) || actor id (UTF-8)`. `None` for an actor
+/// id that is empty or longer than [`TYPING_ACTOR_MAX`].
+pub fn seal_typing(
+    key: &[u8; KEY_LEN],
+    thread: &[u8; 16],
+    actor: &str,
+    started: bool,
+) -> Option<String> {
+    if actor.len() < 7 || actor.len() > TYPING_ACTOR_MAX {
+        return None;
+    }
+    let mut plain = Vec::with_capacity(18 + actor.len());
+    plain.push(TYPING_TAG);
+    plain.push(u8::from(started));
+    plain.extend_from_slice(thread);
+    plain.extend_from_slice(actor.as_bytes());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let sealed = cipher
+        .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
+        .ok()?;
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Some(hex::encode(out))
+}
+
+/// Opens a typing notice sealed by [`seal_typing`]: `(thread, actor id, started)`, or `None`.
+pub fn open_typing(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], String, bool)> {
+    if payload.len() <= PAYLOAD_HEX_LEN
+        || payload.len() > 2 * (NONCE_LEN + 18 + TYPING_ACTOR_MAX + TAG_LEN)
+    {
+        return None;
+    }
+    let bytes = hex::decode(payload).ok()?;
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let plain = cipher.decrypt(XNonce::from_slice(nonce), sealed).ok()?;
+    if plain.first() != Some(&TYPING_TAG) || plain.len() < 18 + 7 {
+        return None;
+    }
+    let started = match plain[1] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let thread: [u8; 16] = plain.get(2..18)?.try_into().ok()?;
+    let actor = String::from_utf8(plain[18..].to_vec()).ok()?;
+    Some((thread, actor, started))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
     const THREAD: [u8; 16] = [0xab; 16];
+
+    #[test]
+    fn typing_notices_round_trip_and_never_pass_for_messages() {
+        let actor = "user:0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
+        let p = seal_typing(&KEY, &THREAD, actor, true).expect("sealed");
+        assert_eq!(
+            open_typing(&KEY, &p),
+            Some((THREAD, actor.to_string(), true))
+        );
+        assert_eq!(open(&KEY, &p), None, "a typing notice is no message notice");
+        assert!(!p.contains(&hex::encode(actor)));
+        let stopped = seal_typing(&KEY, &THREAD, actor, false).expect("sealed");
+        assert_eq!(open_typing(&KEY, &stopped).map(|t| t.2), Some(false));
+        assert_eq!(open_typing(&KEY, &seal(&KEY, &THREAD, 3)), None);
+        assert_eq!(open_typing(&[8; KEY_LEN], &p), None);
+        assert_eq!(seal_typing(&KEY, &THREAD, "", true), None);
+        assert_eq!(seal_typing(&KEY, &THREAD, &"x".repeat(121), true), None);
+    }
 
     #[test]
     fn round_trip() {

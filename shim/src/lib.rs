@@ -8,6 +8,7 @@
 //! and `jwt` (what the request presents) → `request` (id, client IP, body) → `db` (the
 //! `ama.request` call) or `stream` (SSE, woken by `listener`) → `response` (envelope to HTTP).
 
+pub mod auth;
 pub mod budget;
 pub mod config;
 pub mod conn_limit;
@@ -30,6 +31,7 @@ pub mod server;
 pub mod stream;
 pub mod tls;
 pub mod webhook;
+pub mod ws;
 
 /// The OpenAPI document served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -47,5 +49,7 @@ pub struct App {
     pub notices: tokio::sync::broadcast::Sender<listener::Notice>,
     /// The live streams' shared polls, one per (thread, principal).
     pub fanout: std::sync::Arc<stream::fanout::Fanout>,
+    /// The WebSocket streams' socket counts (per principal, per client address).
+    pub ws: ws::limits::WsLimits,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -21,13 +21,28 @@ pub enum Notice {
     Thread(Arc<str>, i64),
     /// Something may have been missed (listener reconnected): everyone re-polls.
     All,
+    /// An ephemeral typing notice (WebSocket streams only): who, in which thread, started or
+    /// stopped.
+    Typing {
+        thread: Arc<str>,
+        actor: Arc<str>,
+        started: bool,
+    },
 }
 
 /// Opens a sealed notification payload; `None` for anything not sealed under `key`.
 pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
-    let (thread, seq) = events::open(key, p.trim())?;
-    let thread = uuid::Uuid::from_bytes(thread).to_string();
-    Some(Notice::Thread(Arc::from(thread), seq))
+    let p = p.trim();
+    if let Some((thread, seq)) = events::open(key, p) {
+        let thread = uuid::Uuid::from_bytes(thread).to_string();
+        return Some(Notice::Thread(Arc::from(thread), seq));
+    }
+    let (thread, actor, started) = events::open_typing(key, p)?;
+    Some(Notice::Typing {
+        thread: Arc::from(uuid::Uuid::from_bytes(thread).to_string()),
+        actor: Arc::from(actor),
+        started,
+    })
 }
 
 /// The reconnect delay: doubles after each failed attempt up to a cap, and starts again from
@@ -219,5 +234,15 @@ mod tests {
         assert_eq!(parse_payload(&key, &format!("{t}:42")), None);
         assert_eq!(parse_payload(&key, "x"), None);
         assert_eq!(parse_payload(&key, ":1"), None);
+        let typing = events::seal_typing(&key, t.as_bytes(), "agent:x-y-z", false).unwrap();
+        assert_eq!(
+            parse_payload(&key, &typing),
+            Some(Notice::Typing {
+                thread: Arc::from("0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50"),
+                actor: Arc::from("agent:x-y-z"),
+                started: false,
+            })
+        );
+        assert_eq!(parse_payload(&[4u8; events::KEY_LEN], &typing), None);
     }
 }

@@ -36,6 +36,11 @@ struct Policy {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Kind {
     kind: &'static str,
 }
@@ -71,6 +76,8 @@ pub struct Metrics {
     connections_refused: Counter,
     connections_shed: Counter,
     idle_closed: Counter,
+    ws_sockets: Gauge,
+    ws_closed: Family<Reason, Counter>,
 }
 
 /// Pool numbers sampled when rendering.
@@ -98,6 +105,18 @@ impl Default for Metrics {
         let connections_refused = Counter::default();
         let connections_shed = Counter::default();
         let idle_closed = Counter::default();
+        let ws_sockets = Gauge::default();
+        let ws_closed = Family::<Reason, Counter>::default();
+        registry.register(
+            "ama_shim_ws_closed",
+            "WebSocket streams closed or refused, by reason (\"slow consumer\": its send queue filled, --ws-send-queue; \"user_limit\" and \"ip_limit\": refused at open)",
+            Listed(ws_closed.clone()),
+        );
+        registry.register(
+            "ama_shim_ws_sockets",
+            "Open WebSocket streams",
+            ws_sockets.clone(),
+        );
         for (name, help, c) in [
             (
                 "ama_shim_idle_connections_closed",
@@ -198,6 +217,8 @@ impl Default for Metrics {
             connections_refused,
             connections_shed,
             idle_closed,
+            ws_sockets,
+            ws_closed,
         }
     }
 }
@@ -268,6 +289,19 @@ impl Metrics {
 
     pub fn connection_shed(&self) {
         self.connections_shed.inc();
+    }
+
+    pub fn ws_opened(&self) {
+        self.ws_sockets.inc();
+    }
+
+    pub fn ws_socket_ended(&self) {
+        self.ws_sockets.dec();
+    }
+
+    /// A WebSocket closed (or refused at open) for `reason`.
+    pub fn ws_closed(&self, reason: &'static str) {
+        self.ws_closed.get_or_create(&Reason { reason }).inc();
     }
 
     pub fn stream_opened(&self) {

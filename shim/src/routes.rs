@@ -14,6 +14,10 @@ pub enum Target {
     Api(&'static str),
     /// Server-Sent Events over `events.poll`.
     EventStream,
+    /// The user's WebSocket stream (all its threads), over `ws.threads`, `events.poll`, `ws.typing`.
+    WsUser,
+    /// A visitor's WebSocket stream (its one thread), over `ws.public` and `public.events`.
+    WsPublic,
     Health,
     Ready,
     Metrics,
@@ -26,6 +30,8 @@ impl Target {
         match self {
             Target::Api(name) => name,
             Target::EventStream => "events.stream",
+            Target::WsUser => "ws.user",
+            Target::WsPublic => "ws.visitor",
             Target::Health => "health",
             Target::Ready => "ready",
             Target::Metrics => "metrics",
@@ -41,6 +47,27 @@ impl Target {
         )
     }
 }
+
+impl Target {
+    /// The `ama.routes` rows a WebSocket stream calls besides the poll routes (they have no
+    /// HTTP route of their own).
+    pub fn db_routes(self) -> &'static [&'static str] {
+        match self {
+            Target::WsUser => &[WS_THREADS, WS_TYPING],
+            Target::WsPublic => &[WS_PUBLIC],
+            _ => &[],
+        }
+    }
+}
+
+/// The user WebSocket stream's thread set (opened and re-checked).
+pub const WS_THREADS: &str = "ws.threads";
+/// A user WebSocket stream's typing message.
+pub const WS_TYPING: &str = "ws.typing";
+/// The visitor WebSocket stream's thread (opened and re-checked).
+pub const WS_PUBLIC: &str = "ws.public";
+/// The route a visitor's WebSocket polls with.
+pub const PUBLIC_EVENTS: &str = "public.events";
 
 /// The route name the event stream polls with.
 pub const EVENTS_POLL: &str = "events.poll";
@@ -145,7 +172,13 @@ pub const ROUTES: &[Route] = &[
     route(
         Method::GET,
         "/api/v1/public/threads/{thread_id}/events",
-        Target::Api("public.events"),
+        Target::Api(PUBLIC_EVENTS),
+    ),
+    route(Method::GET, "/api/v1/chat/ws/user/threads", Target::WsUser),
+    route(
+        Method::GET,
+        "/api/v1/chat/ws/public/{custom_slug}/threads/{thread_id}",
+        Target::WsPublic,
     ),
     route(
         Method::PUT,
@@ -163,13 +196,14 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/v1/openapi.json", Target::OpenApi),
 ];
 
-/// The name of every `ama.request` route in the table (each once).
+/// The name of every `ama.request` route in the table (each once): the API routes and the
+/// database routes of the WebSocket streams.
 pub fn api_route_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = ROUTES
         .iter()
-        .filter_map(|r| match r.target {
-            Target::Api(name) => Some(name),
-            _ => None,
+        .flat_map(|r| match r.target {
+            Target::Api(name) => vec![name],
+            t => t.db_routes().to_vec(),
         })
         .collect();
     names.sort_unstable();

@@ -90,6 +90,7 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         cfg.limiter_keys,
     );
     let conn_limit = ConnLimit::new(cfg.max_connections_per_ip);
+    let cfg_ws = (cfg.ws_max_per_user, cfg.ws_max_per_ip);
     Ok(Arc::new(App {
         conn_limit,
         cfg,
@@ -99,6 +100,7 @@ pub fn build_app(cfg: Config, shutdown: watch::Receiver<bool>) -> Result<Arc<App
         limits,
         notices,
         fanout: Default::default(),
+        ws: crate::ws::limits::WsLimits::new(cfg_ws.0, cfg_ws.1),
         shutdown,
     }))
 }
@@ -220,16 +222,24 @@ async fn serve(
     let (first_request, idle_timeout) = (app.cfg.header_read_timeout, app.cfg.idle_timeout);
     let metrics_app = app.clone();
     let tracked = activity.clone();
+    // an upgraded request (a WebSocket) outlives the HTTP connection's future: its hold keeps
+    // this connection (and its slots) open until the socket ends
+    let (held, mut released) = tokio::sync::mpsc::channel::<()>(1);
+    let hold = crate::ws::Hold {
+        activity: activity.clone(),
+        conn: held,
+    };
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         let busy = tracked.begin();
-        let req = req.map(|b| ReceivingBody::new(b, &tracked));
+        let mut req = req.map(|b| ReceivingBody::new(b, &tracked));
+        req.extensions_mut().insert(hold.clone());
         async move {
             let resp = crate::handler::handle(app, req, peer).await;
             Ok::<_, Infallible>(resp.map(|b| TrackedBody::new(b, busy).boxed()))
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::select! {
         r = watcher.watch(conn) => {
             if let Err(e) = r {
@@ -242,6 +252,8 @@ async fn serve(
             tracing::debug!(%peer, "idle connection closed");
         }
     }
+    // every hold dropped: no socket of this connection lives on
+    let _ = released.recv().await;
 }
 
 /// Whether the socket peer is one of the trusted reverse proxies.

@@ -81,16 +81,35 @@ pub struct StreamRequest {
     pub last_event_id: Option<String>,
 }
 
-/// Polls `events.poll` for one stream, with its credential.
+/// Polls `events.poll` (or `public.events`, for a visitor's WebSocket) for one stream, with its
+/// credential.
 pub struct Poller {
     app: Arc<App>,
     cred: Credential,
     thread_id: String,
     ip: std::net::IpAddr,
+    route: &'static str,
 }
 
 impl Poller {
-    async fn poll(&self, after: Option<String>) -> Result<Reply, DbError> {
+    /// A poller of `route` for one thread, as `cred` from `ip` (the WebSocket streams' pollers).
+    pub(crate) fn new(
+        app: Arc<App>,
+        cred: Credential,
+        thread_id: String,
+        ip: std::net::IpAddr,
+        route: &'static str,
+    ) -> Poller {
+        Poller {
+            app,
+            cred,
+            thread_id,
+            ip,
+            route,
+        }
+    }
+
+    pub(crate) async fn poll(&self, after: Option<String>) -> Result<Reply, DbError> {
         let mut query = Map::new();
         if let Some(a) = after {
             query.insert("after_seq".into(), Value::String(a));
@@ -101,7 +120,7 @@ impl Poller {
             .app
             .db
             .request(
-                EVENTS_POLL,
+                self.route,
                 self.cred.kind(),
                 self.cred.raw(),
                 self.cred.claims(),
@@ -120,7 +139,7 @@ impl Poller {
         r.map(|(e, _)| e)
     }
 
-    fn jwt_expired(&self) -> bool {
+    pub(crate) fn jwt_expired(&self) -> bool {
         match &self.cred {
             Credential::Jwt(v) => {
                 crate::jwt::now_secs() > v.exp.saturating_add(crate::jwt::LEEWAY_SECS)
@@ -185,7 +204,12 @@ async fn catch_up(
 /// Which streams share their polls: those of one thread and one user (any of the user's JWTs), or
 /// of one thread and one token (a revoked token's stream must not live on another token's polls);
 /// a stream without a principal shares with nobody.
-fn group_key(thread: &str, cred: &Credential, principal: Option<&str>, rid: &str) -> Key {
+pub(crate) fn group_key(
+    thread: &str,
+    cred: &Credential,
+    principal: Option<&str>,
+    rid: &str,
+) -> Key {
     use std::hash::{Hash, Hasher};
     let principal = match (principal, cred.raw()) {
         (Some(p), None) => p.to_string(),
@@ -219,6 +243,7 @@ pub async fn open(
         cred,
         thread_id: req.thread_id.clone(),
         ip: ctx.ip,
+        route: EVENTS_POLL,
     });
     let db_start = std::time::Instant::now();
     app.metrics.stream_poll("own");

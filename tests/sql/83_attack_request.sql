@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 BEGIN;
-SELECT plan(80);
+SELECT plan(83);
 
 \ir include/8x_fixture.psql
 
@@ -155,7 +155,9 @@ INSERT INTO contract_limits VALUES
     ('threads.create', 60, 'credential'), ('threads.set_mode', 60, 'credential'), ('messages.agent_send', 60, 'credential'),
     ('webhooks.create', 60, 'credential'), ('webhooks.delete', 60, 'credential'), ('webhooks.list', 600, 'credential'),
     ('events.poll', 300, 'credential'), ('public.events', 300, 'credential'),
-    ('public.send', 10, 'ip');
+    ('public.send', 10, 'ip'),
+    -- the WebSocket streams' routes (067: opens and re-checks, typing), each limited like the event stream
+    ('ws.threads', 300, 'credential'), ('ws.public', 300, 'credential'), ('ws.typing', 300, 'credential');
 SELECT is((SELECT format('%s/%s per %s', p.rate_limit, p.period, p.key_kind) FROM ama.routes r JOIN ama.rate_policies p ON p.name = r.rate_policy
             WHERE r.route = c.route),
           format('%s/00:01:00 per %s', c.rate_limit, c.key_kind),

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod pooler;
 pub mod receiver;
 pub mod stack;
+pub mod ws;
 
 /// One line on stderr and exit status 2: the harness's way to fail without a stack trace.
 pub fn fail(message: impl std::fmt::Display) -> ! {

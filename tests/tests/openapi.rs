@@ -453,6 +453,10 @@ impl Api {
                 });
             }
         }
+        if status == 101 {
+            // switching protocols (a WebSocket): no body to check
+            return;
+        }
         let ct = resp
             .header("content-type")
             .unwrap_or("")
@@ -806,6 +810,7 @@ async fn responses_match_the_openapi_document() {
     agent_profile(&mut api, &c).await;
     public(&mut api, &mut c).await;
     credentials(&mut api, &c).await;
+    ws_streams(&mut api, &c).await;
     system_messages(&mut api, &c).await;
     revocation(&mut api, &c).await;
     rate_limits(&mut api, &c, s.jwt(RATER)).await;
@@ -1641,6 +1646,38 @@ async fn public(api: &mut Api, c: &mut Ctx) {
             "a user JWT" => 403, NotCompared, events().bearer(&c.alice);
             "unknown visitor token" => 401, NotCompared,
                 events().bearer(&unknown_token(TokenKind::Visitor));
+        ],
+    )
+    .await;
+}
+
+/// The WebSocket streams: the upgrade (101, its frames are `tests/tests/ws.rs`'s), and the
+/// refusals before it.
+async fn ws_streams(api: &mut Api, c: &Ctx) {
+    let up = |r: Req| {
+        r.header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    };
+    let user = || up(req("ws.user", &[]));
+    let vt = c.visitor_thread.as_str();
+    let visitor = |slug: &str| up(req("ws.visitor", &[slug, vt]));
+    let sub = format!("ama.v1, bearer.{}", c.alice);
+    api.table(
+        "websocket streams",
+        cases![
+            "a user JWT" => 101, NotCompared, user().bearer(&c.alice);
+            "an agent token" => 101, NotCompared, user().bearer(&c.agent);
+            "the JWT as a subprotocol" => 101, NotCompared,
+                user().header("sec-websocket-protocol", &sub);
+            "a refused JWT" => 401, NotCompared, user().bearer("eyJ.bad.jwt");
+            "not an upgrade" => 400, NotCompared, req("ws.user", &[]).bearer(&c.alice);
+            "a visitor" => 101, NotCompared, visitor("helpful-bot").bearer(&c.visitor);
+            "a visitor, another agent's slug" => 404, NotCompared,
+                visitor("other-bot").bearer(&c.visitor);
+            "a user JWT on the visitor stream" => 403, NotCompared,
+                visitor("helpful-bot").bearer(&c.alice);
         ],
     )
     .await;

@@ -157,6 +157,31 @@ pub struct Options {
     /// Seconds between SSE re-polls without a notification (bounds how long a revoked stream lives).
     #[arg(long, env = "AMA_SSE_RECHECK_SECS", default_value = "5")]
     pub sse_recheck_secs: u64,
+    /// WebSocket streams open at once for one principal (user or agent), across its sockets.
+    #[arg(long, env = "AMA_WS_MAX_PER_USER", default_value = "16")]
+    pub ws_max_per_user: usize,
+    /// WebSocket streams open at once from one client address (an IPv6 client by its /64),
+    /// counted from the upgrade, before the credential is checked.
+    #[arg(long, env = "AMA_WS_MAX_PER_IP", default_value = "64")]
+    pub ws_max_per_ip: usize,
+    /// Largest WebSocket message (and frame) a client may send, in bytes; larger closes the
+    /// socket with 1009.
+    #[arg(long, env = "AMA_WS_MAX_MESSAGE_BYTES", default_value = "4096")]
+    pub ws_max_message_bytes: usize,
+    /// A WebSocket that sends nothing (no message, no pong to the shim's pings) for this many
+    /// seconds is closed; the shim pings at a third of it.
+    #[arg(long, env = "AMA_WS_IDLE_TIMEOUT_SECS", default_value = "60")]
+    pub ws_idle_timeout_secs: u64,
+    /// Frames queued for one WebSocket client; a client that lets the queue fill (a slow
+    /// consumer) is disconnected with 1008 instead of buffered without bound.
+    #[arg(long, env = "AMA_WS_SEND_QUEUE", default_value = "256")]
+    pub ws_send_queue: usize,
+    /// Seconds a WebSocket opened without a credential has to send its `auth` message.
+    #[arg(long, env = "AMA_WS_AUTH_TIMEOUT_SECS", default_value = "5")]
+    pub ws_auth_timeout_secs: u64,
+    /// `typing` messages one WebSocket may send per second (more get a `rate_limited` error).
+    #[arg(long, env = "AMA_WS_TYPING_PER_SEC", default_value = "5")]
+    pub ws_typing_per_sec: u32,
     /// Webhook deliverer workers: deliveries in flight at once from this shim (0 turns the
     /// deliverer off; other shims or a restart deliver what is pending).
     #[arg(long, env = "AMA_WEBHOOK_WORKERS", default_value = "4")]

@@ -159,6 +159,25 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
     ),
     ("sse_heartbeat_secs", Some("15"), Some("sse_heartbeat: 15s")),
     ("sse_recheck_secs", Some("5"), Some("sse_recheck: 5s")),
+    ("ws_max_per_user", Some("16"), Some("ws_max_per_user: 16")),
+    ("ws_max_per_ip", Some("64"), Some("ws_max_per_ip: 64")),
+    (
+        "ws_max_message_bytes",
+        Some("4096"),
+        Some("ws_max_message_bytes: 4096"),
+    ),
+    (
+        "ws_idle_timeout_secs",
+        Some("60"),
+        Some("ws_idle_timeout: 60s"),
+    ),
+    ("ws_send_queue", Some("256"), Some("ws_send_queue: 256")),
+    (
+        "ws_auth_timeout_secs",
+        Some("5"),
+        Some("ws_auth_timeout: 5s"),
+    ),
+    ("ws_typing_per_sec", Some("5"), Some("ws_typing_per_sec: 5")),
     ("webhook_workers", Some("4"), Some("webhook_workers: 4")),
     (
         "webhook_allow_private_networks",

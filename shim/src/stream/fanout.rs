@@ -129,6 +129,7 @@ pub fn wakes(notice: &Notice, thread: &str, last: Option<i64>) -> bool {
     match notice {
         Notice::Thread(t, seq) => **t == *thread && last.is_none_or(|l| *seq > l),
         Notice::All => true,
+        Notice::Typing { .. } => false,
     }
 }
 

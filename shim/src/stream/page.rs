@@ -11,6 +11,9 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct Page {
     pub events: Vec<(i64, Bytes)>,
+    /// Each event's JSON text as the database made it, in the order of `events` (the
+    /// WebSocket streams wrap it in their own frames).
+    pub raw: Vec<Bytes>,
     pub has_more: bool,
 }
 
@@ -59,17 +62,21 @@ impl Page {
         let Ok(w) = serde_json::from_str::<Wire>(body) else {
             return Page::default();
         };
-        let events = w
+        let (events, raw) = w
             .events
             .iter()
             .filter_map(|raw| {
                 let head: Head = serde_json::from_str(raw.get()).ok()?;
                 let seq = head.thread_seq?;
-                Some((seq, frame(raw.get(), seq, head.event_type.as_deref())))
+                Some((
+                    (seq, frame(raw.get(), seq, head.event_type.as_deref())),
+                    Bytes::copy_from_slice(raw.get().as_bytes()),
+                ))
             })
-            .collect();
+            .unzip();
         Page {
             events,
+            raw,
             has_more: w.has_more,
         }
     }
