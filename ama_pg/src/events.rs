@@ -37,6 +37,12 @@ fn event_payload(thread: pgrx::Uuid, seq: i64) -> String {
 /// the SECURITY DEFINER `ama._notify_typing()` only; executable by nobody else.
 #[pg_extern(volatile, parallel_safe, name = "_typing_payload")]
 fn typing_payload(thread: pgrx::Uuid, actor: &str, started: bool) -> String {
-    events::seal_typing(&key(), thread.as_bytes(), actor, started)
-        .unwrap_or_else(|| errors::bad_input("typing: actor id out of range"))
+    events::seal_typing(
+        &key(),
+        thread.as_bytes(),
+        actor,
+        started,
+        ama_core::time::unix_ms_now(),
+    )
+    .unwrap_or_else(|| errors::bad_input("typing: actor id out of range"))
 }

@@ -66,22 +66,32 @@ pub fn open(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], i64)> {
 const TYPING_TAG: u8 = b'T';
 /// Longest actor id a typing notice carries.
 pub const TYPING_ACTOR_MAX: usize = 120;
+/// How far a typing notice's sealed issue time may be from the receiver's clock, either way. Any
+/// database login can `NOTIFY ama_events` again with a notice it captured by `LISTEN`; outside
+/// this window the copy is refused, so a replay cannot show a stale "typing" or get around the
+/// per-socket typing limit for longer than this.
+pub const TYPING_MAX_AGE_MS: i64 = 10_000;
+/// 'T', started, issued at (8 bytes), thread (16 bytes).
+const TYPING_HEAD: usize = 2 + 8 + 16;
 
-/// Seals an ephemeral typing notice `(thread, actor id, started)` the same way as [`seal`]:
-/// plaintext `'T' || started (0/1) || thread (16 bytes) || actor id (UTF-8)`. `None` for an actor
-/// id that is empty or longer than [`TYPING_ACTOR_MAX`].
+/// Seals an ephemeral typing notice `(thread, actor id, started)` issued at `issued_ms` (Unix
+/// milliseconds) the same way as [`seal`]: plaintext `'T' || started (0/1) || issued_ms (8 bytes,
+/// big-endian) || thread (16 bytes) || actor id (UTF-8)`. `None` for an actor id that is shorter
+/// than 7 bytes or longer than [`TYPING_ACTOR_MAX`].
 pub fn seal_typing(
     key: &[u8; KEY_LEN],
     thread: &[u8; 16],
     actor: &str,
     started: bool,
+    issued_ms: i64,
 ) -> Option<String> {
     if actor.len() < 7 || actor.len() > TYPING_ACTOR_MAX {
         return None;
     }
-    let mut plain = Vec::with_capacity(18 + actor.len());
+    let mut plain = Vec::with_capacity(TYPING_HEAD + actor.len());
     plain.push(TYPING_TAG);
     plain.push(u8::from(started));
+    plain.extend_from_slice(&issued_ms.to_be_bytes());
     plain.extend_from_slice(thread);
     plain.extend_from_slice(actor.as_bytes());
     let mut nonce = [0u8; NONCE_LEN];
@@ -96,10 +106,15 @@ pub fn seal_typing(
     Some(hex::encode(out))
 }
 
-/// Opens a typing notice sealed by [`seal_typing`]: `(thread, actor id, started)`, or `None`.
-pub fn open_typing(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], String, bool)> {
+/// Opens a typing notice sealed by [`seal_typing`]: `(thread, actor id, started)`, or `None`,
+/// also when it was issued more than [`TYPING_MAX_AGE_MS`] away from `now_ms` (a replay).
+pub fn open_typing(
+    key: &[u8; KEY_LEN],
+    payload: &str,
+    now_ms: i64,
+) -> Option<([u8; 16], String, bool)> {
     if payload.len() <= PAYLOAD_HEX_LEN
-        || payload.len() > 2 * (NONCE_LEN + 18 + TYPING_ACTOR_MAX + TAG_LEN)
+        || payload.len() > 2 * (NONCE_LEN + TYPING_HEAD + TYPING_ACTOR_MAX + TAG_LEN)
     {
         return None;
     }
@@ -107,7 +122,7 @@ pub fn open_typing(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], Stri
     let (nonce, sealed) = bytes.split_at(NONCE_LEN);
     let cipher = XChaCha20Poly1305::new(key.into());
     let plain = cipher.decrypt(XNonce::from_slice(nonce), sealed).ok()?;
-    if plain.first() != Some(&TYPING_TAG) || plain.len() < 18 + 7 {
+    if plain.first() != Some(&TYPING_TAG) || plain.len() < TYPING_HEAD + 7 {
         return None;
     }
     let started = match plain[1] {
@@ -115,8 +130,12 @@ pub fn open_typing(key: &[u8; KEY_LEN], payload: &str) -> Option<([u8; 16], Stri
         1 => true,
         _ => return None,
     };
-    let thread: [u8; 16] = plain.get(2..18)?.try_into().ok()?;
-    let actor = String::from_utf8(plain[18..].to_vec()).ok()?;
+    let issued_ms = i64::from_be_bytes(plain.get(2..10)?.try_into().ok()?);
+    if now_ms.abs_diff(issued_ms) > TYPING_MAX_AGE_MS.unsigned_abs() {
+        return None;
+    }
+    let thread: [u8; 16] = plain.get(10..TYPING_HEAD)?.try_into().ok()?;
+    let actor = String::from_utf8(plain[TYPING_HEAD..].to_vec()).ok()?;
     Some((thread, actor, started))
 }
 
@@ -127,22 +146,44 @@ mod tests {
     const KEY: [u8; KEY_LEN] = [7; KEY_LEN];
     const THREAD: [u8; 16] = [0xab; 16];
 
+    const NOW: i64 = 1_796_000_000_000;
+
     #[test]
     fn typing_notices_round_trip_and_never_pass_for_messages() {
         let actor = "user:0d1c6f4e-8a43-4a4e-9a53-0c1f2d3e4f50";
-        let p = seal_typing(&KEY, &THREAD, actor, true).expect("sealed");
+        let p = seal_typing(&KEY, &THREAD, actor, true, NOW).expect("sealed");
         assert_eq!(
-            open_typing(&KEY, &p),
+            open_typing(&KEY, &p, NOW),
             Some((THREAD, actor.to_string(), true))
         );
         assert_eq!(open(&KEY, &p), None, "a typing notice is no message notice");
         assert!(!p.contains(&hex::encode(actor)));
-        let stopped = seal_typing(&KEY, &THREAD, actor, false).expect("sealed");
-        assert_eq!(open_typing(&KEY, &stopped).map(|t| t.2), Some(false));
-        assert_eq!(open_typing(&KEY, &seal(&KEY, &THREAD, 3)), None);
-        assert_eq!(open_typing(&[8; KEY_LEN], &p), None);
-        assert_eq!(seal_typing(&KEY, &THREAD, "", true), None);
-        assert_eq!(seal_typing(&KEY, &THREAD, &"x".repeat(121), true), None);
+        let stopped = seal_typing(&KEY, &THREAD, actor, false, NOW).expect("sealed");
+        assert_eq!(open_typing(&KEY, &stopped, NOW).map(|t| t.2), Some(false));
+        assert_eq!(open_typing(&KEY, &seal(&KEY, &THREAD, 3), NOW), None);
+        assert_eq!(open_typing(&[8; KEY_LEN], &p, NOW), None);
+        assert_eq!(seal_typing(&KEY, &THREAD, "", true, NOW), None);
+        assert_eq!(
+            seal_typing(&KEY, &THREAD, &"x".repeat(121), true, NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn a_replayed_typing_notice_is_refused_outside_its_window() {
+        let actor = "agent:0d1c6f4e";
+        let p = seal_typing(&KEY, &THREAD, actor, true, NOW).expect("sealed");
+        for (now, opens) in [
+            (NOW + TYPING_MAX_AGE_MS, true),
+            (NOW - TYPING_MAX_AGE_MS, true),
+            (NOW + TYPING_MAX_AGE_MS + 1, false),
+            (NOW - TYPING_MAX_AGE_MS - 1, false),
+            (NOW + 3_600_000, false),
+            (i64::MIN, false),
+            (i64::MAX, false),
+        ] {
+            assert_eq!(open_typing(&KEY, &p, now).is_some(), opens, "now = {now}");
+        }
     }
 
     #[test]

@@ -44,6 +44,13 @@ pub fn rfc3339_micros(pg_us: i64) -> Option<String> {
     ))
 }
 
+/// The wall clock in Unix milliseconds (0 before 1970, saturating far in the future).
+pub fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

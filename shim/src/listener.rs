@@ -37,7 +37,9 @@ pub fn parse_payload(key: &[u8; events::KEY_LEN], p: &str) -> Option<Notice> {
         let thread = uuid::Uuid::from_bytes(thread).to_string();
         return Some(Notice::Thread(Arc::from(thread), seq));
     }
-    let (thread, actor, started) = events::open_typing(key, p)?;
+    // a typing notice issued long ago (or far ahead) is a replayed copy: dropped
+    let now_ms = ama_core::time::unix_ms_now();
+    let (thread, actor, started) = events::open_typing(key, p, now_ms)?;
     Some(Notice::Typing {
         thread: Arc::from(uuid::Uuid::from_bytes(thread).to_string()),
         actor: Arc::from(actor),
@@ -234,7 +236,8 @@ mod tests {
         assert_eq!(parse_payload(&key, &format!("{t}:42")), None);
         assert_eq!(parse_payload(&key, "x"), None);
         assert_eq!(parse_payload(&key, ":1"), None);
-        let typing = events::seal_typing(&key, t.as_bytes(), "agent:x-y-z", false).unwrap();
+        let now = ama_core::time::unix_ms_now();
+        let typing = events::seal_typing(&key, t.as_bytes(), "agent:x-y-z", false, now).unwrap();
         assert_eq!(
             parse_payload(&key, &typing),
             Some(Notice::Typing {
@@ -244,5 +247,9 @@ mod tests {
             })
         );
         assert_eq!(parse_payload(&[4u8; events::KEY_LEN], &typing), None);
+        // a copy replayed after its window is dropped
+        let old = now - events::TYPING_MAX_AGE_MS - 60_000;
+        let replayed = events::seal_typing(&key, t.as_bytes(), "agent:x-y-z", true, old).unwrap();
+        assert_eq!(parse_payload(&key, &replayed), None);
     }
 }

@@ -183,8 +183,9 @@ pub struct Options {
     #[arg(long, env = "AMA_WS_TYPING_PER_SEC", default_value = "5")]
     pub ws_typing_per_sec: u32,
     /// Webhook deliverer workers: deliveries in flight at once from this shim (0 turns the
-    /// deliverer off; other shims or a restart deliver what is pending).
-    #[arg(long, env = "AMA_WEBHOOK_WORKERS", default_value = "4")]
+    /// deliverer off; other shims or a restart deliver what is pending). Each is a task holding
+    /// at most one body and a 64 KiB answer; many, so slow receivers cannot take them all.
+    #[arg(long, env = "AMA_WEBHOOK_WORKERS", default_value = "32")]
     pub webhook_workers: usize,
     /// Let webhook deliveries reach loopback, private, link-local and other blocked addresses.
     /// For tests with a local receiver only: it turns the SSRF guard off.

@@ -178,7 +178,7 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("ws_auth_timeout: 5s"),
     ),
     ("ws_typing_per_sec", Some("5"), Some("ws_typing_per_sec: 5")),
-    ("webhook_workers", Some("4"), Some("webhook_workers: 4")),
+    ("webhook_workers", Some("32"), Some("webhook_workers: 32")),
     (
         "webhook_allow_private_networks",
         None,
