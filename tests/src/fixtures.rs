@@ -136,6 +136,20 @@ pub async fn create_thread(s: &Stack, bearer: &str, users: &[&str]) -> String {
         .to_string()
 }
 
+/// Posts a user message with this content to a thread as `bearer`; the answer must be 200.
+pub async fn post_message(s: &Stack, bearer: &str, tid: &str, content: &str) {
+    let r = s
+        .client
+        .json(
+            "POST",
+            &format!("/api/v1/chat/threads/{tid}/messages"),
+            Some(bearer),
+            &json!({ "content": content }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "post a message: {:?}", r.json());
+}
+
 /// Fills each `{param}` of a route pattern with the next of `values`, in order.
 pub fn fill(pattern: &str, values: &[&str]) -> String {
     let mut values = values.iter();

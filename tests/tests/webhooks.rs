@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ama_tests::cluster::AUTHENTICATOR;
-use ama_tests::fixtures::{create_thread, put_users, ALICE, OWNER};
+use ama_tests::fixtures::{create_thread, post_message as send, put_users, ALICE, OWNER};
 use ama_tests::receiver::{Hit, Receiver};
 use ama_tests::stack::Stack;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -91,19 +91,6 @@ async fn register(s: &Stack, jwt: &str, tid: &str, url: &str) -> (u16, Value) {
         )
         .await;
     (r.status, r.json())
-}
-
-async fn send(s: &Stack, jwt: &str, tid: &str, content: &str) {
-    let r = s
-        .client
-        .json(
-            "POST",
-            &format!("/api/v1/chat/threads/{tid}/messages"),
-            Some(jwt),
-            &json!({"content": content}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "send: {:?}", r.json());
 }
 
 async fn list(s: &Stack, jwt: &str, tid: &str) -> Vec<Value> {

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use ama_tests::fixtures::{
-    agent_token, create_agent_token, create_thread, put_users, AGENT, ALICE, BOB, MALLORY, OWNER,
+    agent_token, create_agent_token, create_thread, post_message as post, put_users, AGENT, ALICE,
+    BOB, MALLORY, OWNER,
 };
 use ama_tests::stack::Stack;
 use ama_tests::ws::{open, Read, Ws};
@@ -19,19 +20,6 @@ const BOUND: Duration = Duration::from_secs(10);
 
 fn is(t: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["type"] == t
-}
-
-async fn post(s: &Stack, jwt: &str, tid: &str, content: &str) {
-    let r = s
-        .client
-        .json(
-            "POST",
-            &format!("/api/v1/chat/threads/{tid}/messages"),
-            Some(jwt),
-            &json!({ "content": content }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.json());
 }
 
 async fn user_socket(s: &Stack, jwt: &str) -> Ws {

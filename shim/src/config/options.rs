@@ -154,8 +154,10 @@ pub struct Options {
     /// Seconds between SSE heartbeat comments.
     #[arg(long, env = "AMA_SSE_HEARTBEAT_SECS", default_value = "15")]
     pub sse_heartbeat_secs: u64,
-    /// Seconds between SSE re-polls without a notification (bounds how long a revoked stream lives).
-    #[arg(long, env = "AMA_SSE_RECHECK_SECS", default_value = "5")]
+    /// Seconds between a stream's (SSE or WebSocket) re-checks with its own credential without a
+    /// notification: a revoked stream lives at most this plus one database round trip (4 s, so
+    /// under 5 s with the round trip).
+    #[arg(long, env = "AMA_SSE_RECHECK_SECS", default_value = "4")]
     pub sse_recheck_secs: u64,
     /// WebSocket streams open at once for one principal (user or agent), across its sockets.
     #[arg(long, env = "AMA_WS_MAX_PER_USER", default_value = "16")]

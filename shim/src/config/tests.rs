@@ -158,7 +158,7 @@ const DEFAULTS: &[(&str, Option<&str>, Option<&str>)] = &[
         Some("shutdown_timeout: 10s"),
     ),
     ("sse_heartbeat_secs", Some("15"), Some("sse_heartbeat: 15s")),
-    ("sse_recheck_secs", Some("5"), Some("sse_recheck: 5s")),
+    ("sse_recheck_secs", Some("4"), Some("sse_recheck: 4s")),
     ("ws_max_per_user", Some("16"), Some("ws_max_per_user: 16")),
     ("ws_max_per_ip", Some("64"), Some("ws_max_per_ip: 64")),
     (
