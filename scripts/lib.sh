@@ -138,7 +138,8 @@ run_tests() {
   # its own shim, and pooler always runs behind pgbouncer.
   step "end-to-end tests behind pgbouncer (transaction mode)"
   AMA_SHIM_BIN="$PWD/target/debug/ama-shim" AMA_E2E_POOLER=transaction cargo test -p ama-tests \
-    --test e2e --test matrix --test openapi --test hardening --test two_shims --test webhooks || failed+=("e2e-pooler")
+    --test e2e --test matrix --test openapi --test hardening --test two_shims --test webhooks --test ws \
+    || failed+=("e2e-pooler")
 
   if [ ${#failed[@]} -gt 0 ]; then
     echo "ama test: FAILED layers: ${failed[*]}" >&2
