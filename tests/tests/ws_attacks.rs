@@ -545,3 +545,43 @@ async fn losing_read_stops_messages_and_typing() {
     let (e, _) = a.until(BOUND, is("error")).await;
     assert_eq!(e["code"], "not_found");
 }
+
+/// Finding: an invalid, empty or repeated `Sec-WebSocket-Key` and an upgrade request carrying a
+/// body (`Content-Length`, chunked) were answered `101`; RFC 6455 wants a 400 for the key, and
+/// bytes after a handshake's head must not be a body one hop reads and another takes as frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_keys_and_upgrades_with_a_body_are_refused() {
+    let s = Stack::start(&["--ws-max-per-ip", "20"]);
+    put_users(&s, &[(ALICE, "basic")]).await;
+    let alice = s.jwt(ALICE);
+    let bearer = format!("Authorization: Bearer {alice}");
+    let good = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    let v13 = "Sec-WebSocket-Version: 13";
+    for (extra, body) in [
+        (vec!["Sec-WebSocket-Key: x", v13], ""),
+        (vec!["Sec-WebSocket-Key: ", v13], ""),
+        (vec!["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==", v13], ""),
+        (vec!["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=!", v13], ""),
+        (vec![good, good, v13], ""),
+        (vec![good, v13, "Content-Length: 5"], "hello"),
+        (
+            vec![good, v13, "Transfer-Encoding: chunked"],
+            "5\r\nhello\r\n0\r\n\r\n",
+        ),
+    ] {
+        let mut l = upgrade_lines(USER, &[&bearer]);
+        l.extend(extra.iter().map(|s| s.to_string()));
+        let mut c = raw(&s).await;
+        let req = format!("{}\r\n\r\n{body}", l.join("\r\n"));
+        c.write_all(req.as_bytes()).await.expect("write");
+        let h = head(&mut c).await;
+        assert!(h.starts_with("HTTP/1.1 400"), "{extra:?}: {h}");
+    }
+    // a valid key with an explicit empty body still opens
+    let (status, h) = raw_request(
+        &s,
+        &upgrade_lines(USER, &[&bearer, good, v13, "Content-Length: 0"]),
+    )
+    .await;
+    assert_eq!(status, 101, "{h}");
+}
