@@ -585,3 +585,120 @@ async fn bad_keys_and_upgrades_with_a_body_are_refused() {
     .await;
     assert_eq!(status, 101, "{h}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn visitors_and_readers_stay_in_their_lane() {
+    use ama_tests::fixtures::OWNER;
+    let s = Stack::start(&[]);
+    put_users(&s, &[(OWNER, "starter"), (ALICE, "basic"), (BOB, "basic")]).await;
+    let r = s
+        .client
+        .json(
+            "PUT",
+            "/api/v1/owner/agent",
+            Some(&s.jwt(OWNER)),
+            &json!({"custom_slug": "atk-bot"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r = s
+        .client
+        .json(
+            "POST",
+            "/api/v1/public/agents/atk-bot/messages",
+            None,
+            &json!({"email": "v@example.org", "content": "hello"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let v = r.json();
+    let tok = v["visitor_token"].as_str().unwrap().to_string();
+    let th = v["thread_id"].as_str().unwrap().to_string();
+
+    // a visitor token on the user stream: refused in the request and as a first message
+    let (status, body) = open(
+        &s.client,
+        USER,
+        &[("authorization", &format!("Bearer {tok}"))],
+    )
+    .await
+    .status();
+    assert!(matches!(status, 401 | 403), "{status} {body}");
+    let mut f = open(&s.client, USER, &[]).await.socket();
+    f.send(&json!({"type": "auth", "token": tok})).await;
+    let (code, events) = f.closed(BOUND).await;
+    assert!(matches!(code, Some(4401) | Some(4403)), "{code:?}");
+    assert!(events.iter().all(|v| v["type"] != "ready"), "{events:?}");
+
+    // the visitor's own socket: no second auth, no focus, no typing
+    let public = format!("/api/v1/chat/ws/public/atk-bot/threads/{th}");
+    let mut w = open(
+        &s.client,
+        &public,
+        &[("authorization", &format!("Bearer {tok}"))],
+    )
+    .await
+    .socket();
+    w.until(BOUND, is("ready")).await;
+    w.send(&json!({"type": "auth", "token": s.jwt(OWNER)}))
+        .await;
+    let (e, _) = w.until(BOUND, is("error")).await;
+    assert_eq!(e["code"], "bad_message");
+    for m in [
+        json!({"type": "focus_thread", "thread_id": th}),
+        json!({"type": "typing", "thread_id": th, "status": "started"}),
+    ] {
+        w.send(&m).await;
+        let (e, _) = w.until(BOUND, is("error")).await;
+        assert_eq!(e["code"], "unknown_type");
+    }
+
+    // a participant with read only cannot announce typing; nobody hears it
+    let (alice, bob) = (s.jwt(ALICE), s.jwt(BOB));
+    let t = create_thread(&s, &alice, &[BOB]).await;
+    s.cluster
+        .psql(
+            "postgres",
+            &format!(
+                "UPDATE ama.participants SET capabilities = '{{read}}' \
+                  WHERE thread_id = '{t}' AND actor_id = 'user:{BOB}'"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut a = user_socket(&s, &alice).await;
+    let mut b = user_socket(&s, &bob).await;
+    b.send(&json!({"type": "typing", "thread_id": t, "status": "started"}))
+        .await;
+    let (e, _) = b.until(BOUND, is("error")).await;
+    assert_eq!(e["code"], "forbidden");
+    // typing flood past the per-socket budget: refused on the socket, not announced
+    let mut limited = 0;
+    for _ in 0..30 {
+        a.send(&json!({"type": "typing", "thread_id": t, "status": "started"}))
+            .await;
+    }
+    a.send(&json!({"type": "ping", "id": "a"})).await;
+    let (_, before) = a.until(BOUND, |v| v["id"] == "a").await;
+    for v in &before {
+        if v["code"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "{before:?}");
+    post(&s, &alice, &t, "marker").await;
+    let (_, before) = b
+        .until(BOUND, |v| {
+            v["type"] == "thread_message" && v["event"]["content"] == "marker"
+        })
+        .await;
+    let heard = before
+        .iter()
+        .filter(|v| v["type"] == "thread_typing")
+        .count();
+    assert!(
+        heard <= 30 - limited,
+        "{heard} typing events for {} accepted",
+        30 - limited
+    );
+    assert!(s.logs().find(&tok).is_none(), "a visitor token in the log");
+}
