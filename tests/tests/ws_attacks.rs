@@ -702,3 +702,116 @@ async fn visitors_and_readers_stay_in_their_lane() {
     );
     assert!(s.logs().find(&tok).is_none(), "a visitor token in the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_message_edge_cases() {
+    let s = Stack::start(&["--ws-auth-timeout-secs", "2"]);
+    put_users(&s, &[(ALICE, "basic")]).await;
+    let alice = s.jwt(ALICE);
+    let lines = upgrade_lines(
+        USER,
+        &[
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version: 13",
+        ],
+    );
+    // a first message started and never finished: closed at the auth timeout
+    let mut c = raw(&s).await;
+    c.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())
+        .await
+        .expect("write");
+    assert!(head(&mut c).await.starts_with("HTTP/1.1 101"));
+    frame(&mut c, false, 0x1, b"{\"type\":\"auth\",").await;
+    assert!(ends(&mut c).await, "a half first message holds the socket");
+    // a ping instead of the auth message
+    let mut c = raw(&s).await;
+    c.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())
+        .await
+        .expect("write");
+    assert!(head(&mut c).await.starts_with("HTTP/1.1 101"));
+    frame(&mut c, true, 0x9, b"hi").await;
+    assert!(ends(&mut c).await, "a ping before auth");
+    // the auth frame pipelined right after the request head (same write) still authenticates
+    let mut c = raw(&s).await;
+    let mut bytes = format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes();
+    let auth = json!({"type": "auth", "token": alice}).to_string();
+    let mask = [9u8, 8, 7, 6];
+    bytes.push(0x81);
+    bytes.push(0x80 | 126);
+    bytes.extend_from_slice(&(auth.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(&mask);
+    bytes.extend(auth.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    c.write_all(&bytes).await.expect("write");
+    assert!(head(&mut c).await.starts_with("HTTP/1.1 101"));
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(BOUND, c.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.contains("\"ready\""), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn odd_jwts_do_not_open_a_socket() {
+    let s = Stack::start(&[]);
+    put_users(&s, &[(ALICE, "basic")]).await;
+    let now = now_secs();
+    let base = json!({"sub": ALICE, "aud": "authenticated", "role": "authenticated",
+                      "email": "a@example.com", "iat": now});
+    let with = |extra: Value| {
+        let mut c = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        jwt_with(&s.secret, &c)
+    };
+    for (name, tok) in [
+        ("no exp", with(json!({}))),
+        ("expired", with(json!({"exp": now - 120}))),
+        (
+            "not yet valid",
+            with(json!({"exp": now + 600, "nbf": now + 300})),
+        ),
+        (
+            "other audience",
+            with(json!({"exp": now + 600, "aud": "other"})),
+        ),
+        ("other secret", {
+            jwt_with("another-secret-another-secret-32", &{
+                let mut c = base.clone();
+                c["exp"] = json!(now + 600);
+                c
+            })
+        }),
+    ] {
+        match open(
+            &s.client,
+            USER,
+            &[("authorization", &format!("Bearer {tok}"))],
+        )
+        .await
+        {
+            ama_tests::ws::Opened::Refused(status, body) => {
+                assert!(matches!(status, 401 | 403), "{name}: {status} {body}")
+            }
+            ama_tests::ws::Opened::Socket(_) => panic!("{name}: the WebSocket opened"),
+        }
+        let mut f = open(&s.client, USER, &[]).await.socket();
+        f.send(&json!({"type": "auth", "token": tok})).await;
+        let (code, events) = f.closed(BOUND).await;
+        assert!(matches!(code, Some(4401) | Some(4403)), "{name}: {code:?}");
+        assert!(events.iter().all(|v| v["type"] != "ready"), "{name}");
+    }
+    // a role claim never elevates (the shim never reads it): the socket is Alice's
+    let tok = with(json!({"exp": now + 600, "role": "service_role"}));
+    let mut w = open(
+        &s.client,
+        USER,
+        &[("authorization", &format!("Bearer {tok}"))],
+    )
+    .await
+    .socket();
+    let (ready, _) = w.until(BOUND, is("ready")).await;
+    assert_eq!(ready["principal"], format!("user:{ALICE}"));
+}
