@@ -420,6 +420,7 @@ async fn a_socket_keeps_its_principal_and_its_threads() {
         .socket();
     w.until(BOUND, is("ready")).await;
     let logs = s.logs();
+    assert!(!logs.contains("ama_garbage"), "a bad token in the log");
     for t in [&alice, &bob, &mallory, &s.internal_key] {
         let sig = t.rsplit('.').next().unwrap_or(t);
         assert!(!logs.contains(sig), "a token in the log");
@@ -802,6 +803,11 @@ async fn odd_jwts_do_not_open_a_socket() {
         let (code, events) = f.closed(BOUND).await;
         assert!(matches!(code, Some(4401) | Some(4403)), "{name}: {code:?}");
         assert!(events.iter().all(|v| v["type"] != "ready"), "{name}");
+        let sig = tok.rsplit('.').next().unwrap_or(&tok);
+        assert!(
+            !s.logs().contains(sig),
+            "{name}: a refused token in the log"
+        );
     }
     // a role claim never elevates (the shim never reads it): the socket is Alice's
     let tok = with(json!({"exp": now + 600, "role": "service_role"}));
