@@ -229,19 +229,40 @@ async fn frame(c: &mut TlsStream<TcpStream>, fin: bool, opcode: u8, payload: &[u
 }
 
 /// Reads until the connection ends or a close frame arrives; true if it did within the bound.
+/// The server's frames are parsed (unmasked), so a payload byte is never taken for a close.
 async fn ends(c: &mut TlsStream<TcpStream>) -> bool {
     let deadline = tokio::time::Instant::now() + BOUND;
+    let mut acc: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
             Err(_) => return false,
             Ok(Ok(0)) | Ok(Err(_)) => return true,
-            Ok(Ok(n)) => {
-                // a close frame from the server (unmasked, opcode 8)
-                if buf[..n].windows(1).any(|w| w[0] == 0x88) {
-                    return true;
-                }
+            Ok(Ok(n)) => acc.extend_from_slice(&buf[..n]),
+        }
+        // walk the complete frames
+        loop {
+            if acc.len() < 2 {
+                break;
             }
+            let opcode = acc[0] & 0x0f;
+            let (len, at) = match acc[1] & 0x7f {
+                126 if acc.len() >= 4 => (u16::from_be_bytes([acc[2], acc[3]]) as usize, 4),
+                127 if acc.len() >= 10 => {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&acc[2..10]);
+                    (u64::from_be_bytes(b) as usize, 10)
+                }
+                126 | 127 => break,
+                l => (l as usize, 2),
+            };
+            if opcode == 0x8 {
+                return true;
+            }
+            if acc.len() < at + len {
+                break;
+            }
+            acc.drain(..at + len);
         }
     }
 }
