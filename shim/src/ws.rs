@@ -170,6 +170,28 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
     has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }
 
+/// The request's one `Sec-WebSocket-Key`, if it is the base64 of 16 bytes (RFC 6455 4.2.1).
+fn websocket_key(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let mut keys = headers.get_all("sec-websocket-key").iter();
+    let key = keys.next()?.as_bytes();
+    if keys.next().is_some() || key.len() != 24 || !key.ends_with(b"==") {
+        return None;
+    }
+    let b64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    // the last character before the padding carries 2 bits and 4 zero bits
+    let canonical = matches!(key[21], b'A' | b'Q' | b'g' | b'w');
+    (key[..22].iter().all(b64) && canonical).then(|| key.to_vec())
+}
+
+/// Whether the request announces a body (a chunked one, or a length other than 0).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0")
+}
+
 /// Answers a WebSocket route: refusals as ordinary JSON errors, else `101 Switching Protocols`
 /// and the socket's task.
 pub async fn open<B>(
@@ -199,15 +221,19 @@ pub async fn open<B>(
             .insert("sec-websocket-version", HeaderValue::from_static("13"));
         return r;
     }
-    let Some(key) = headers
-        .get("sec-websocket-key")
-        .map(|k| k.as_bytes().to_vec())
-    else {
+    let Some(key) = websocket_key(headers) else {
         return error_response(
-            &ApiError::bad_request("Sec-WebSocket-Key is missing"),
+            &ApiError::bad_request("one valid Sec-WebSocket-Key is expected"),
             &ctx.rid,
         );
     };
+    if has_body(headers) {
+        // a handshake carries no body: bytes after the head are the socket's, never a body's
+        return error_response(
+            &ApiError::bad_request("a WebSocket upgrade has no body"),
+            &ctx.rid,
+        );
+    }
     let protocols = headers
         .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
         .iter()
@@ -323,3 +349,43 @@ pub async fn open<B>(
 
 /// The broadcast of notices a socket listens to.
 pub(crate) type Notices = broadcast::Receiver<Notice>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, HeaderValue::from_static(v));
+        }
+        m
+    }
+
+    #[test]
+    fn only_one_canonical_16_byte_key_is_taken() {
+        let k = "dGhlIHNhbXBsZSBub25jZQ==";
+        assert!(websocket_key(&h(&[("sec-websocket-key", k)])).is_some());
+        for bad in [
+            "",
+            "x",
+            "dGhlIHNhbXBsZSBub25jZR==",
+            "dGhlIHNhbXBsZSBub25jZQ=!",
+        ] {
+            assert!(
+                websocket_key(&h(&[("sec-websocket-key", bad)])).is_none(),
+                "{bad}"
+            );
+        }
+        assert!(websocket_key(&h(&[("sec-websocket-key", k), ("sec-websocket-key", k)])).is_none());
+        assert!(websocket_key(&h(&[])).is_none());
+    }
+
+    #[test]
+    fn a_body_is_announced_by_length_or_chunking() {
+        assert!(!has_body(&h(&[])));
+        assert!(!has_body(&h(&[("content-length", "0")])));
+        assert!(has_body(&h(&[("content-length", "5")])));
+        assert!(has_body(&h(&[("transfer-encoding", "chunked")])));
+    }
+}
