@@ -18,6 +18,27 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::client::Client;
 
+/// The user stream's path.
+pub const USER: &str = "/api/v1/chat/ws/user/threads";
+/// How long a test waits for an event or a close: long enough for a re-check (every
+/// `--sse-recheck-secs`, 1 s in the tests that rely on it) and a database round trip.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// Matches an event of this `type`.
+pub fn is(t: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["type"] == t
+}
+
+/// Opens the user stream with `jwt` in the `Authorization` header and waits for `ready`.
+pub async fn user_socket(s: &crate::stack::Stack, jwt: &str) -> Ws {
+    let auth = format!("Bearer {jwt}");
+    let mut w = open(&s.client, USER, &[("authorization", &auth)])
+        .await
+        .socket();
+    w.until(BOUND, is("ready")).await;
+    w
+}
+
 /// An open WebSocket.
 pub struct Ws {
     pub ws: WebSocketStream<TlsStream<TcpStream>>,

@@ -11,25 +11,8 @@ use ama_tests::fixtures::{
     BOB, MALLORY, OWNER,
 };
 use ama_tests::stack::Stack;
-use ama_tests::ws::{open, Read, Ws};
+use ama_tests::ws::{is, open, user_socket, Read, BOUND, USER};
 use serde_json::{json, Value};
-
-const USER: &str = "/api/v1/chat/ws/user/threads";
-/// Long enough for a re-check (every --sse-recheck-secs, 1 s here) and a database round trip.
-const BOUND: Duration = Duration::from_secs(10);
-
-fn is(t: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["type"] == t
-}
-
-async fn user_socket(s: &Stack, jwt: &str) -> Ws {
-    let auth = format!("Bearer {jwt}");
-    let mut w = open(&s.client, USER, &[("authorization", &auth)])
-        .await
-        .socket();
-    w.until(BOUND, is("ready")).await;
-    w
-}
 
 /// A message event with this content, in this thread.
 fn message<'a>(tid: &'a str, content: &'static str) -> impl Fn(&Value) -> bool + 'a {

@@ -9,29 +9,13 @@ use ama_tests::client::{tls_config, Client};
 use ama_tests::fixtures::{create_thread, jwt_with, now_secs, post_message as post, put_users};
 use ama_tests::fixtures::{ALICE, BOB, MALLORY};
 use ama_tests::stack::Stack;
-use ama_tests::ws::{open, Read, Ws};
+use ama_tests::ws::{is, open, user_socket, Read, BOUND, USER};
 use rustls_pki_types::ServerName;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
-
-const USER: &str = "/api/v1/chat/ws/user/threads";
-const BOUND: Duration = Duration::from_secs(10);
-
-fn is(t: &'static str) -> impl Fn(&Value) -> bool {
-    move |v| v["type"] == t
-}
-
-async fn user_socket(s: &Stack, jwt: &str) -> Ws {
-    let auth = format!("Bearer {jwt}");
-    let mut w = open(&s.client, USER, &[("authorization", &auth)])
-        .await
-        .socket();
-    w.until(BOUND, is("ready")).await;
-    w
-}
 
 /// A raw TLS connection speaking HTTP/1.1.
 async fn raw(s: &Stack) -> TlsStream<TcpStream> {
