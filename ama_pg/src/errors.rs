@@ -14,6 +14,15 @@ pub fn bad_input(message: &str) -> ! {
     );
 }
 
+/// Raises 55000 object_not_in_prerequisite_state: a server setting the call needs is missing.
+pub fn not_configured(message: &str) -> ! {
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        message.to_string()
+    );
+}
+
 /// Raises 22004 null_value_not_allowed.
 pub fn null_input(message: &str) -> ! {
     ereport!(

@@ -59,17 +59,8 @@ fn key() -> [u8; webhook::KEY_LEN] {
     let text = setting.as_ref().and_then(|c| c.to_str().ok());
     match webhook::parse_key(text) {
         Ok(k) => k,
-        Err(e) => not_configured(&e.to_string()),
+        Err(e) => crate::errors::not_configured(&e.to_string()),
     }
-}
-
-/// Raises 55000 object_not_in_prerequisite_state.
-fn not_configured(message: &str) -> ! {
-    ereport!(
-        ERROR,
-        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        message.to_string()
-    );
 }
 
 /// `ama._webhook_check_url(url)`: the callback URL in normalised form, or 22023 naming the field.
